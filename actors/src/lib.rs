@@ -1,0 +1,119 @@
+//! The actor trait and Librarian's built-in storage actors.
+//!
+//! An actor is a named destination for accepted records. Each kind has a typed config;
+//! [`ActorConfig`] gathers them in one closed enum and [`build`] is the one place that turns a
+//! config into a component.
+
+mod disk;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use librarian_model::{ImageFormat, Record};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use crate::disk::{DiskActor, DiskConfig};
+
+/// Which page of history to read: newest first.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryQuery {
+    pub pipeline: Option<String>,
+    pub limit: usize,
+    /// Only records received before this one (the cursor of the previous page).
+    pub before: Option<HistoryCursor>,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum HistoryCursor {
+    Record(Uuid),
+    Time(DateTime<Utc>),
+}
+
+#[async_trait]
+pub trait Actor: Send + Sync {
+    /// Where this actor will put the record; known before storing, so every actor can store
+    /// the complete record.
+    fn location(&self, record: &Record) -> String;
+
+    /// Stores the record and the image's original bytes, completely or not at all.
+    /// Fails with [`ActorError::AlreadyExists`] when the id already holds a record.
+    async fn store(&self, record: &Record, image: &[u8]) -> Result<(), ActorError>;
+
+    /// Removes what [`Actor::store`] stored for this id; removing nothing is not an error.
+    async fn remove(&self, id: Uuid) -> Result<(), ActorError>;
+
+    /// Whether this actor answers the read methods below.
+    fn reads(&self) -> bool {
+        false
+    }
+
+    async fn record(&self, _id: Uuid) -> Result<Option<Record>, ActorError> {
+        Err(ActorError::Unsupported)
+    }
+
+    async fn image(&self, _id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, ActorError> {
+        Err(ActorError::Unsupported)
+    }
+
+    async fn history(&self, _query: &HistoryQuery) -> Result<Vec<Record>, ActorError> {
+        Err(ActorError::Unsupported)
+    }
+
+    /// The earliest record holding an image with this sha256.
+    async fn find_image(&self, _sha256: &str) -> Result<Option<Uuid>, ActorError> {
+        Err(ActorError::Unsupported)
+    }
+
+    /// Whether the destination is reachable and writable now.
+    async fn ready(&self) -> Result<(), ActorError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ActorError {
+    #[error("a record with id {0} is already stored")]
+    AlreadyExists(Uuid),
+    #[error("this actor cannot read records")]
+    Unsupported,
+    #[error("storage failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored record is unreadable: {0}")]
+    Corrupt(String),
+}
+
+impl ActorError {
+    /// Stable machine code for the error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyExists(_) => "actor.already_exists",
+            Self::Unsupported => "actor.unsupported",
+            Self::Io(_) => "actor.io",
+            Self::Corrupt(_) => "actor.corrupt",
+        }
+    }
+}
+
+/// An actor's configuration, chosen by `kind`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ActorConfig {
+    /// Files on local disk: `<dir>/<id>.<ext>` (the original bytes) and `<dir>/<id>.json`.
+    Disk(DiskConfig),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(String);
+
+/// Builds the actor a config describes.
+pub async fn build(config: &ActorConfig) -> Result<Arc<dyn Actor>, BuildError> {
+    Ok(match config {
+        ActorConfig::Disk(c) => Arc::new(
+            DiskActor::open(c)
+                .await
+                .map_err(|e| BuildError(format!("cannot use folder {}: {e}", c.dir.display())))?,
+        ),
+    })
+}

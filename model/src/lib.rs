@@ -1,0 +1,257 @@
+//! Types shared by validators, extractors and actors: the record and the facts it holds.
+//! Defined once here so that every crate of the workspace speaks the same language.
+
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+/// Labels are always a JSON object.
+pub type Labels = Map<String, Value>;
+
+/// Image formats Librarian accepts. Closed, so configs naming another format are refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    Jpeg,
+    Png,
+    Webp,
+    Gif,
+    Bmp,
+    Tiff,
+}
+
+impl ImageFormat {
+    pub const ALL: [ImageFormat; 6] = [
+        Self::Jpeg,
+        Self::Png,
+        Self::Webp,
+        Self::Gif,
+        Self::Bmp,
+        Self::Tiff,
+    ];
+
+    /// File extension used when storing the original bytes.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jpeg => "jpg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+            Self::Bmp => "bmp",
+            Self::Tiff => "tiff",
+        }
+    }
+
+    pub fn mime(self) -> &'static str {
+        match self {
+            Self::Jpeg => "image/jpeg",
+            Self::Png => "image/png",
+            Self::Webp => "image/webp",
+            Self::Gif => "image/gif",
+            Self::Bmp => "image/bmp",
+            Self::Tiff => "image/tiff",
+        }
+    }
+
+    pub fn from_extension(ext: &str) -> Option<Self> {
+        match ext.to_ascii_lowercase().as_str() {
+            "jpg" | "jpeg" => Some(Self::Jpeg),
+            "png" => Some(Self::Png),
+            "webp" => Some(Self::Webp),
+            "gif" => Some(Self::Gif),
+            "bmp" => Some(Self::Bmp),
+            "tif" | "tiff" => Some(Self::Tiff),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ImageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Jpeg => "jpeg",
+            Self::Png => "png",
+            Self::Webp => "webp",
+            Self::Gif => "gif",
+            Self::Bmp => "bmp",
+            Self::Tiff => "tiff",
+        })
+    }
+}
+
+/// Facts read from the image header and bytes, before any pixel is decoded.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImageFacts {
+    pub format: ImageFormat,
+    pub width: u32,
+    pub height: u32,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+impl ImageFacts {
+    pub fn pixels(&self) -> u64 {
+        u64::from(self.width) * u64::from(self.height)
+    }
+}
+
+/// One barcode found in the image. Points are in the original image's pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Barcode {
+    pub text: String,
+    /// rxing's format name, e.g. `EAN_13`, `QR_CODE`.
+    pub format: String,
+    /// What the text means: product, isbn, uri, text, tel, email, geo, wifi, …
+    pub kind: String,
+    pub points: Vec<[f32; 2]>,
+}
+
+/// Where an actor put a record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stored {
+    pub actor: String,
+    pub location: String,
+}
+
+/// What is stored for an accepted submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub id: Uuid,
+    pub pipeline: String,
+    pub received_at: DateTime<Utc>,
+    pub labels: Labels,
+    pub image: ImageFacts,
+    pub barcodes: Vec<Barcode>,
+    /// An earlier record holding the same image bytes (by sha256), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate_of: Option<Uuid>,
+    #[serde(default)]
+    pub stored: Vec<Stored>,
+}
+
+impl Record {
+    /// Two submissions are the same when their image bytes and labels are equal.
+    pub fn same_content(&self, sha256: &str, labels: &Labels) -> bool {
+        self.image.sha256 == sha256 && &self.labels == labels
+    }
+}
+
+/// Everything a validator may look at. `barcodes` is empty before extraction.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts<'a> {
+    pub labels: &'a Labels,
+    pub image: &'a ImageFacts,
+    pub barcodes: &'a [Barcode],
+}
+
+/// One reason a validator rejected a submission.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable machine code, e.g. `labels.schema`, `image.too_small`.
+    pub code: String,
+    /// JSON pointer into the labels (or `/image`, `/barcodes`) the finding is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    pub message: String,
+}
+
+impl Finding {
+    pub fn new(code: &str, path: Option<String>, message: impl Into<String>) -> Self {
+        Self {
+            code: code.to_owned(),
+            path,
+            message: message.into(),
+        }
+    }
+}
+
+/// A finding together with the name of the configured validator that made it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Violation {
+    pub validator: String,
+    #[serde(flatten)]
+    pub finding: Finding,
+}
+
+impl Barcode {
+    /// The code as a 14-digit GTIN, for product formats (EAN-8, EAN-13, UPC-A, UPC-E).
+    pub fn gtin(&self) -> Option<String> {
+        let digits = match self.format.as_str() {
+            "EAN_13" | "EAN_8" | "UPC_A" => self.text.clone(),
+            "UPC_E" => upce_to_upca(&self.text)?,
+            _ => return None,
+        };
+        normalize_gtin(&digits)
+    }
+}
+
+/// Left-pads a GTIN-8/12/13/14 to 14 digits; None when it is not one.
+pub fn normalize_gtin(text: &str) -> Option<String> {
+    let valid = matches!(text.len(), 8 | 12 | 13 | 14) && text.bytes().all(|b| b.is_ascii_digit());
+    valid.then(|| format!("{text:0>14}"))
+}
+
+/// Expands an 8-digit UPC-E (number system, six digits, check digit) to its UPC-A form,
+/// following the GS1 zero-suppression rules.
+fn upce_to_upca(upce: &str) -> Option<String> {
+    let d: Vec<char> = upce.chars().collect();
+    if d.len() != 8 || !d.iter().all(char::is_ascii_digit) {
+        return None;
+    }
+    let (sys, m, check) = (d[0], &d[1..7], d[7]);
+    let body: String = match m[5] {
+        '0' | '1' | '2' => [m[0], m[1], m[5], '0', '0', '0', '0', m[2], m[3], m[4]]
+            .iter()
+            .collect(),
+        '3' => [m[0], m[1], m[2], '0', '0', '0', '0', '0', m[3], m[4]]
+            .iter()
+            .collect(),
+        '4' => [m[0], m[1], m[2], m[3], '0', '0', '0', '0', '0', m[4]]
+            .iter()
+            .collect(),
+        _ => [m[0], m[1], m[2], m[3], m[4], '0', '0', '0', '0', m[5]]
+            .iter()
+            .collect(),
+    };
+    Some(format!("{sys}{body}{check}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(format: &str, text: &str) -> Barcode {
+        Barcode {
+            text: text.into(),
+            format: format.into(),
+            kind: "product".into(),
+            points: vec![],
+        }
+    }
+
+    #[test]
+    fn gtin_pads_every_product_format_to_fourteen_digits() {
+        assert_eq!(
+            code("EAN_13", "5449000000996").gtin().unwrap(),
+            "05449000000996"
+        );
+        assert_eq!(
+            code("UPC_A", "036000291452").gtin().unwrap(),
+            "00036000291452"
+        );
+        assert_eq!(code("EAN_8", "96385074").gtin().unwrap(), "00000096385074");
+        assert_eq!(code("QR_CODE", "5449000000996").gtin(), None);
+    }
+
+    #[test]
+    fn upce_expands_by_the_zero_suppression_rules() {
+        // 0 123456 5 -> 0 12345 00006 5 (last digit 6: manufacturer digits kept, item 0000x)
+        assert_eq!(upce_to_upca("01234565").unwrap(), "012345000065");
+        // last digit 0: XX000-00YYY
+        assert_eq!(upce_to_upca("01234500").unwrap(), "012000003450");
+        assert_eq!(upce_to_upca("0123"), None);
+    }
+}

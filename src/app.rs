@@ -1,0 +1,105 @@
+//! The running service's state: every pipeline built from a checked config.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::{ConfigError, DEFAULT_PIPELINE, Loaded};
+use crate::extract;
+use crate::imaging::Analyzer;
+use crate::pipeline::{Named, Pipeline};
+
+pub struct App {
+    pub loaded: Loaded,
+    pub pipelines: BTreeMap<String, Arc<Pipeline>>,
+}
+
+impl App {
+    /// Builds the components that pipelines use, each once, and the pipelines from them.
+    pub async fn build(loaded: Loaded) -> Result<Self, ConfigError> {
+        let config = &loaded.config;
+        let analyzer = Arc::new(Analyzer::new(
+            config.server.image_workers,
+            Duration::from_millis(config.server.image_time_budget_ms),
+        ));
+        let mut validators = BTreeMap::new();
+        let mut extractors = BTreeMap::new();
+        let mut actors = BTreeMap::new();
+        let mut problems = Vec::new();
+        for pipeline in config.pipelines.values() {
+            for name in &pipeline.validators {
+                if !validators.contains_key(name) {
+                    match librarian_validators::build(&config.validators[name], &loaded.base_dir) {
+                        Ok(v) => drop(validators.insert(name.clone(), Arc::from(v))),
+                        Err(e) => problems.push(ConfigError::key(
+                            format!("validators.{name}"),
+                            e.to_string(),
+                        )),
+                    }
+                }
+            }
+            for name in &pipeline.extractors {
+                if !extractors.contains_key(name) {
+                    match extract::build(&config.extractors[name]) {
+                        Ok(e) => drop(extractors.insert(name.clone(), Arc::from(e))),
+                        Err(e) => problems.push(ConfigError::key(
+                            format!("extractors.{name}"),
+                            e.to_string(),
+                        )),
+                    }
+                }
+            }
+            for name in &pipeline.actors {
+                if !actors.contains_key(name) {
+                    match librarian_actors::build(&config.actors[name]).await {
+                        Ok(a) => drop(actors.insert(name.clone(), a)),
+                        Err(e) => {
+                            problems.push(ConfigError::key(format!("actors.{name}"), e.to_string()))
+                        }
+                    }
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(if problems.len() == 1 {
+                problems.remove(0)
+            } else {
+                ConfigError::Many(problems)
+            });
+        }
+        fn pick<T: ?Sized>(names: &[String], built: &BTreeMap<String, Arc<T>>) -> Vec<Named<T>> {
+            names
+                .iter()
+                .map(|n| Named {
+                    name: n.clone(),
+                    component: built[n].clone(),
+                })
+                .collect()
+        }
+        let pipelines = config
+            .pipelines
+            .iter()
+            .map(|(name, p)| {
+                let pipeline = Pipeline {
+                    name: name.clone(),
+                    image_field: p.image_field.clone(),
+                    labels_field: p.labels_field.clone(),
+                    validators: pick(&p.validators, &validators),
+                    extractors: pick(&p.extractors, &extractors),
+                    actors: pick(&p.actors, &actors),
+                    analyzer: analyzer.clone(),
+                };
+                (name.clone(), Arc::new(pipeline))
+            })
+            .collect();
+        Ok(Self { loaded, pipelines })
+    }
+
+    pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {
+        self.pipelines.get(name)
+    }
+
+    pub fn default_pipeline(&self) -> &Arc<Pipeline> {
+        &self.pipelines[DEFAULT_PIPELINE]
+    }
+}

@@ -1,0 +1,258 @@
+//! The command line: `serve` (the default), `config check`, `describe`, `scan`, `submit`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use salvo::conn::Listener;
+use serde_json::json;
+
+use crate::app::App;
+use crate::config::{Config, Overrides};
+
+#[derive(Parser)]
+#[command(
+    name = "librarian",
+    version,
+    about = "Collects photos with JSON labels: validates both, reads the barcodes, stores the record."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (what `librarian` with no arguments does).
+    Serve(ServeArgs),
+    /// Check a configuration without serving.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Every kind of component with its options and defaults.
+    Describe {
+        /// Only this section.
+        section: Option<crate::describe::Section>,
+    },
+    /// Read the barcodes of image files, one JSON line per image; nothing is stored.
+    Scan {
+        #[arg(long, env = "LIBRARIAN_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Send an image with labels to a running Librarian.
+    Submit(SubmitArgs),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Load every layer, build every component, print the effective config (secrets redacted).
+    Check {
+        #[arg(long, env = "LIBRARIAN_CONFIG")]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Default)]
+struct ServeArgs {
+    /// Config file (TOML, YAML or JSON); default: ./librarian.toml when present.
+    #[arg(long, env = "LIBRARIAN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on, e.g. 0.0.0.0:8080 (overrides server.bind).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Folder of the built-in `disk` actor (overrides actors.disk.dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// More log output (-v: debug, -vv: trace).
+    #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+    /// Only warnings and errors.
+    #[arg(short, long)]
+    quiet: bool,
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Default, ValueEnum)]
+enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+#[derive(Args)]
+struct SubmitArgs {
+    image: PathBuf,
+    /// Labels as a JSON object.
+    #[arg(long, default_value = "{}")]
+    labels: String,
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    #[arg(long, default_value = crate::config::DEFAULT_PIPELINE)]
+    pipeline: String,
+    /// Submit under this UUID (idempotent: safe to repeat); default: a new one.
+    #[arg(long)]
+    id: Option<uuid::Uuid>,
+}
+
+pub fn main() -> ExitCode {
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args),
+        Command::Config {
+            command: ConfigCommand::Check { config },
+        } => check(config),
+        Command::Describe { section } => {
+            print!("{}", crate::describe::describe(section));
+            Ok(())
+        }
+        Command::Scan { config, images } => scan(config, images),
+        Command::Submit(args) => submit(args),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("librarian: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))
+}
+
+fn init_logging(args: &ServeArgs) {
+    let level = match (args.quiet, args.verbose) {
+        (true, _) => "warn",
+        (false, 0) => "info",
+        (false, 1) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match args.log_format {
+        LogFormat::Pretty => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn build_app(overrides: &Overrides) -> Result<App, String> {
+    let loaded = Config::load(overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    App::build(loaded)
+        .await
+        .map_err(|e| format!("invalid configuration:\n{e}"))
+}
+
+fn serve(args: ServeArgs) -> Result<(), String> {
+    init_logging(&args);
+    let overrides = Overrides {
+        config_file: args.config,
+        bind: args.bind,
+        data_dir: args.data_dir,
+    };
+    runtime()?.block_on(async {
+        let app = build_app(&overrides).await?;
+        let bind = app.loaded.config.server.bind.clone();
+        let acceptor = salvo::conn::TcpListener::new(bind.clone()).try_bind().await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+        tracing::info!(%bind, pipelines = ?app.pipelines.keys().collect::<Vec<_>>(), "Librarian is serving");
+        salvo::Server::new(acceptor).serve(crate::http::service(Arc::new(app))).await;
+        Ok(())
+    })
+}
+
+fn check(config: Option<PathBuf>) -> Result<(), String> {
+    let overrides = Overrides {
+        config_file: config,
+        ..Default::default()
+    };
+    let app = runtime()?.block_on(build_app(&overrides))?;
+    let effective = app.loaded.config.redacted();
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&effective).unwrap_or_default()
+    );
+    eprintln!(
+        "configuration is valid: {} pipeline(s)",
+        app.pipelines.len()
+    );
+    Ok(())
+}
+
+fn scan(config: Option<PathBuf>, images: Vec<PathBuf>) -> Result<(), String> {
+    let overrides = Overrides {
+        config_file: config,
+        ..Default::default()
+    };
+    let mut failed = false;
+    runtime()?.block_on(async {
+        let app = build_app(&overrides).await?;
+        let pipeline = app.default_pipeline();
+        for path in images {
+            let started = Instant::now();
+            let result = match tokio::fs::read(&path).await {
+                Ok(bytes) => pipeline.scan(bytes.into()).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            let ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+            let line = match result {
+                Ok((_, found)) => json!({"path": path, "barcodes": found.barcodes, "ms": ms}),
+                Err(error) => {
+                    failed = true;
+                    json!({"path": path, "barcodes": [], "ms": ms, "error": error})
+                }
+            };
+            println!("{line}");
+        }
+        Ok::<_, String>(())
+    })?;
+    if failed {
+        Err("some images could not be read".into())
+    } else {
+        Ok(())
+    }
+}
+
+fn submit(args: SubmitArgs) -> Result<(), String> {
+    use base64::Engine;
+    let bytes = std::fs::read(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
+    let labels: serde_json::Value =
+        serde_json::from_str(&args.labels).map_err(|e| format!("--labels is not JSON: {e}"))?;
+    if !labels.is_object() {
+        return Err("--labels must be a JSON object".into());
+    }
+    let id = args.id.unwrap_or_else(uuid::Uuid::now_v7);
+    let url = format!(
+        "{}/api/v1/pipelines/{}/submissions/{id}",
+        args.url.trim_end_matches('/'),
+        args.pipeline
+    );
+    let body =
+        json!({"image": base64::engine::general_purpose::STANDARD.encode(bytes), "labels": labels});
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut response = agent
+        .put(&url)
+        .send_json(&body)
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let text = response
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    println!("{text}");
+    if status.is_success() {
+        Ok(())
+    } else {
+        Err(format!("the server answered {status}"))
+    }
+}

@@ -1,0 +1,384 @@
+//! Configuration: typed, layered with figment, checked as a whole before anything starts.
+//!
+//! Layers, later wins: built-in defaults < config file < `.env` < `LIBRARIAN_*` environment
+//! variables (nesting with `__`) < command-line flags.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Json, Serialized, Toml, Yaml};
+use librarian_actors::{ActorConfig, DiskConfig};
+use librarian_validators::{ImageRuleConfig, ValidatorConfig};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
+
+/// The name of the pipeline that always exists and that the plain routes use.
+pub const DEFAULT_PIPELINE: &str = "default";
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, PipelineConfig>,
+    #[serde(default)]
+    pub validators: BTreeMap<String, ValidatorConfig>,
+    #[serde(default)]
+    pub extractors: BTreeMap<String, ExtractorConfig>,
+    #[serde(default)]
+    pub actors: BTreeMap<String, ActorConfig>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    #[serde(default = "default_bind")]
+    pub bind: String,
+    /// Largest request body, in bytes; larger ones are refused with 413.
+    #[serde(default = "default_max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Origins allowed to call the API from a browser; `*` allows any.
+    #[serde(default = "default_cors_origins")]
+    pub cors_origins: Vec<String>,
+    /// Images decoded and scanned at once; 0 means one per CPU core.
+    #[serde(default)]
+    pub image_workers: usize,
+    /// Time one image may spend in decoding and extraction before it is given up, in ms.
+    #[serde(default = "default_image_time_budget_ms")]
+    pub image_time_budget_ms: u64,
+}
+
+fn default_bind() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_max_body_bytes() -> usize {
+    25 * 1024 * 1024
+}
+fn default_cors_origins() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_image_time_budget_ms() -> u64 {
+    10_000
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: default_bind(),
+            max_body_bytes: default_max_body_bytes(),
+            cors_origins: default_cors_origins(),
+            image_workers: 0,
+            image_time_budget_ms: default_image_time_budget_ms(),
+        }
+    }
+}
+
+/// A named route through the service: which components, in order.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Validators by name; they run cheapest first (labels, image header, extracted facts).
+    #[serde(default)]
+    pub validators: Vec<String>,
+    /// Extractors by name, run on the one decoded image.
+    #[serde(default)]
+    pub extractors: Vec<String>,
+    /// Actors by name, in storing order; a record is stored by all of them or by none.
+    #[serde(default)]
+    pub actors: Vec<String>,
+    /// Name of the image field in JSON and multipart bodies.
+    #[serde(default = "default_image_field")]
+    pub image_field: String,
+    /// Name of the labels field in JSON and multipart bodies.
+    #[serde(default = "default_labels_field")]
+    pub labels_field: String,
+}
+
+fn default_image_field() -> String {
+    "image".into()
+}
+fn default_labels_field() -> String {
+    "labels".into()
+}
+
+/// Values given on the command line; they override every other layer.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub config_file: Option<PathBuf>,
+    pub bind: Option<String>,
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("config file {0}: use a .toml, .yaml, .yml or .json file")]
+    UnknownFileType(PathBuf),
+    #[error("{0}")]
+    Invalid(Box<figment::Error>),
+    #[error("{key}: {reason}")]
+    Key { key: String, reason: String },
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    pub fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self::Key {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A loaded config and the folder its relative paths are read from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// Reads every layer. `.env` must already be in the process environment.
+    pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
+        let file = overrides
+            .config_file
+            .clone()
+            .or_else(|| std::env::var_os("LIBRARIAN_CONFIG").map(PathBuf::from))
+            .map(|f| {
+                f.exists()
+                    .then_some(f.clone())
+                    .ok_or(ConfigError::MissingFile(f))
+            })
+            .transpose()?
+            .or_else(|| Some(PathBuf::from("librarian.toml")).filter(|f| f.exists()));
+        let mut figment = Figment::new();
+        if let Some(file) = &file {
+            figment = match file.extension().and_then(|e| e.to_str()) {
+                Some("toml") => figment.merge(Toml::file_exact(file)),
+                Some("yaml" | "yml") => figment.merge(Yaml::file_exact(file)),
+                Some("json") => figment.merge(Json::file_exact(file)),
+                _ => return Err(ConfigError::UnknownFileType(file.clone())),
+            };
+        }
+        figment = figment.merge(Env::prefixed("LIBRARIAN_").split("__").ignore(&["config"]));
+        if let Some(bind) = &overrides.bind {
+            figment = figment.merge(Serialized::default("server.bind", bind));
+        }
+        let mut config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        config.add_defaults();
+        if let Some(dir) = &overrides.data_dir {
+            match config.actors.get_mut("disk") {
+                Some(ActorConfig::Disk(disk)) => disk.dir = dir.clone(),
+                _ => {
+                    return Err(ConfigError::key(
+                        "actors.disk",
+                        "--data-dir needs the disk actor named `disk`",
+                    ));
+                }
+            }
+        }
+        config.check()?;
+        let base_dir = file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        Ok(Loaded { config, base_dir })
+    }
+
+    /// Adds the built-in `default` pipeline (permissive image validator, barcode extraction,
+    /// disk actor) when the config has none, and those components when they are not defined.
+    pub fn add_defaults(&mut self) {
+        if self.pipelines.contains_key(DEFAULT_PIPELINE) {
+            return;
+        }
+        self.pipelines.insert(
+            DEFAULT_PIPELINE.into(),
+            PipelineConfig {
+                validators: vec!["photo".into()],
+                extractors: vec!["barcode".into()],
+                actors: vec!["disk".into()],
+                image_field: default_image_field(),
+                labels_field: default_labels_field(),
+            },
+        );
+        self.validators.entry("photo".into()).or_insert_with(|| {
+            ValidatorConfig::Image(ImageRuleConfig {
+                max_pixels: Some(100_000_000),
+                ..Default::default()
+            })
+        });
+        self.extractors
+            .entry("barcode".into())
+            .or_insert_with(|| ExtractorConfig::Barcode(BarcodeExtractorConfig::default()));
+        self.actors
+            .entry("disk".into())
+            .or_insert_with(|| ActorConfig::Disk(DiskConfig::default()));
+    }
+
+    /// Cross-field checks: every problem is reported, each with its key.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        if self.server.bind.parse::<SocketAddr>().is_err() {
+            problems.push(ConfigError::key(
+                "server.bind",
+                format!(
+                    "`{}` is not an address like 127.0.0.1:8080",
+                    self.server.bind
+                ),
+            ));
+        }
+        if self.server.max_body_bytes == 0 {
+            problems.push(ConfigError::key(
+                "server.max_body_bytes",
+                "must be greater than 0",
+            ));
+        }
+        if self.server.image_time_budget_ms == 0 {
+            problems.push(ConfigError::key(
+                "server.image_time_budget_ms",
+                "must be greater than 0",
+            ));
+        }
+        for (name, pipeline) in &self.pipelines {
+            let key = format!("pipelines.{name}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                problems.push(ConfigError::key(
+                    &key,
+                    "a pipeline name may hold only letters, digits, `-` and `_`",
+                ));
+            }
+            if pipeline.actors.is_empty() {
+                problems.push(ConfigError::key(
+                    format!("{key}.actors"),
+                    "a pipeline needs at least one actor",
+                ));
+            }
+            if pipeline.image_field.is_empty() || pipeline.image_field == pipeline.labels_field {
+                problems.push(ConfigError::key(
+                    format!("{key}.image_field"),
+                    "must be non-empty and differ from labels_field",
+                ));
+            }
+            let mut missing = |list: &[String], kind: &str, known: &dyn Fn(&str) -> bool| {
+                for (i, component) in list.iter().enumerate() {
+                    if !known(component) {
+                        problems.push(ConfigError::key(
+                            format!("{key}.{kind}s[{i}]"),
+                            format!("no {kind} named `{component}` is configured"),
+                        ));
+                    }
+                }
+            };
+            missing(&pipeline.validators, "validator", &|n| {
+                self.validators.contains_key(n)
+            });
+            missing(&pipeline.extractors, "extractor", &|n| {
+                self.extractors.contains_key(n)
+            });
+            missing(&pipeline.actors, "actor", &|n| self.actors.contains_key(n));
+        }
+        match problems.len() {
+            0 => Ok(()),
+            1 => Err(problems.remove(0)),
+            _ => Err(ConfigError::Many(problems)),
+        }
+    }
+
+    /// The effective config as JSON with secrets replaced, for `config check`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        redact(&mut value);
+        value
+    }
+}
+
+const SECRET_WORDS: [&str; 5] = ["secret", "password", "token", "access_key", "private_key"];
+
+fn redact(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if SECRET_WORDS
+                    .iter()
+                    .any(|w| key.to_ascii_lowercase().contains(w))
+                    && !v.is_null()
+                {
+                    *v = "<redacted>".into();
+                } else {
+                    redact(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(redact),
+        serde_json::Value::String(s) => *s = redact_url_password(s),
+        _ => {}
+    }
+}
+
+/// `scheme://user:password@host` becomes `scheme://user:<redacted>@host`.
+fn redact_url_password(s: &str) -> String {
+    let Some(scheme_end) = s.find("://").map(|i| i + 3) else {
+        return s.to_owned();
+    };
+    let rest = &s[scheme_end..];
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => match rest[..at].find(':') {
+            Some(colon) => format!(
+                "{}{}:<redacted>{}",
+                &s[..scheme_end],
+                &rest[..colon],
+                &rest[at..]
+            ),
+            None => s.to_owned(),
+        },
+        None => s.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secret_keys_and_url_passwords() {
+        let mut v = serde_json::json!({"a": {"secret_key": "k", "uri": "mongodb://u:p@h:1/db", "bucket": "b"}});
+        redact(&mut v);
+        assert_eq!(
+            v,
+            serde_json::json!({"a": {"secret_key": "<redacted>", "uri": "mongodb://u:<redacted>@h:1/db", "bucket": "b"}})
+        );
+    }
+
+    #[test]
+    fn a_missing_component_is_named_with_its_key() {
+        let mut config = Config::default();
+        config.add_defaults();
+        config
+            .pipelines
+            .get_mut("default")
+            .unwrap()
+            .validators
+            .push("nope".into());
+        let message = config.check().unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "pipelines.default.validators[1]: no validator named `nope` is configured"
+        );
+    }
+}

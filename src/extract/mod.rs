@@ -1,0 +1,41 @@
+//! Extractors derive facts from the decoded image. They run on the blocking pool of
+//! [`crate::imaging::Analyzer`], never on the async runtime.
+
+mod barcode;
+
+use image::GrayImage;
+use librarian_model::Barcode;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub use barcode::{BarcodeExtractor, BarcodeExtractorConfig};
+
+/// What extractors found in one image.
+#[derive(Clone, Debug, Default)]
+pub struct Extracted {
+    pub barcodes: Vec<Barcode>,
+}
+
+pub trait Extractor: Send + Sync {
+    /// Adds what this extractor finds in the grayscale image to `found`.
+    fn extract(&self, image: &GrayImage, found: &mut Extracted);
+}
+
+/// An extractor's configuration, chosen by `kind`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ExtractorConfig {
+    /// Barcodes (1D and 2D) read with rxing.
+    Barcode(BarcodeExtractorConfig),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BuildError(pub String);
+
+/// Builds the extractor a config describes.
+pub fn build(config: &ExtractorConfig) -> Result<Box<dyn Extractor>, BuildError> {
+    Ok(match config {
+        ExtractorConfig::Barcode(c) => Box::new(BarcodeExtractor::new(c)?),
+    })
+}

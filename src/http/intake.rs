@@ -1,0 +1,259 @@
+//! Reads a submission from a request: a JSON body, a multipart form or a raw image body, with
+//! labels from the query string merged in. The body limit is the config's, checked against
+//! Content-Length before a byte is read.
+
+use base64::Engine;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use bytes::Bytes;
+use librarian_model::Labels;
+use salvo::http::ParseError;
+use salvo::http::header::CONTENT_LENGTH;
+use salvo::prelude::*;
+use serde_json::Value;
+
+use crate::pipeline::Submission;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the multipart body cannot be read: {0}")]
+    MalformedMultipart(String),
+    #[error("the body could not be read: {0}")]
+    Unreadable(String),
+    #[error("the image is not valid base64 or a base64 data: URL ({0})")]
+    BadBase64(String),
+    #[error(
+        "no image: send it in the `{0}` field, or as the raw body with an image/* content type"
+    )]
+    MissingImage(String),
+    #[error("labels must be a JSON object")]
+    LabelsNotObject,
+    #[error("the labels are not valid JSON: {0}")]
+    MalformedLabels(String),
+    #[error("`{0}` is not a UUID")]
+    BadId(String),
+    #[error("the body is larger than {0} bytes, the limit of this server")]
+    TooLarge(usize),
+    #[error(
+        "content type `{0}` is not accepted: send application/json, multipart/form-data or image/*"
+    )]
+    UnsupportedType(String),
+}
+
+/// Standard or URL-safe alphabet, padding optional: what browsers and scripts send.
+const LENIENT: GeneralPurposeConfig = GeneralPurposeConfig::new()
+    .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+    .with_decode_allow_trailing_bits(true);
+const STANDARD: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::STANDARD, LENIENT);
+const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&base64::alphabet::URL_SAFE, LENIENT);
+
+/// Decodes plain base64 or a `data:<type>;base64,<data>` URL.
+pub fn decode_image_text(text: &str) -> Result<Bytes, InputError> {
+    let data = match text.trim().strip_prefix("data:") {
+        Some(url) => {
+            let (meta, data) = url
+                .split_once(',')
+                .ok_or_else(|| InputError::BadBase64("a data: URL needs a comma".into()))?;
+            if !meta.ends_with(";base64") {
+                return Err(InputError::BadBase64(
+                    "the data: URL is not base64-encoded".into(),
+                ));
+            }
+            data
+        }
+        None => text,
+    };
+    let compact: String = data.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() {
+        return Err(InputError::BadBase64("it is empty".into()));
+    }
+    STANDARD
+        .decode(&compact)
+        .or_else(|_| URL_SAFE.decode(&compact))
+        .map(Bytes::from)
+        .map_err(|e| InputError::BadBase64(e.to_string()))
+}
+
+/// A query or form value typed as the original DataLibrarian did: number, bool, or string.
+pub fn typed_value(text: &str) -> Value {
+    if let Ok(n) = text.parse::<i64>() {
+        return n.into();
+    }
+    if let Ok(x) = text.parse::<f64>()
+        && x.is_finite()
+    {
+        return x.into();
+    }
+    match text {
+        "true" => true.into(),
+        "false" => false.into(),
+        _ => text.into(),
+    }
+}
+
+fn labels_from_text(text: &str) -> Result<Labels, InputError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(InputError::LabelsNotObject),
+        Err(e) => Err(InputError::MalformedLabels(e.to_string())),
+    }
+}
+
+/// Refuses an oversize body by its Content-Length, then reads it under the same limit.
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, InputError> {
+    let declared = req.header::<u64>(CONTENT_LENGTH);
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(InputError::TooLarge(limit));
+    }
+    match req.payload_with_max_size(limit).await {
+        Ok(bytes) => Ok(bytes.clone()),
+        Err(ParseError::PayloadTooLarge) => Err(InputError::TooLarge(limit)),
+        Err(e) => Err(InputError::Unreadable(e.to_string())),
+    }
+}
+
+pub struct Fields<'a> {
+    pub image: &'a str,
+    pub labels: &'a str,
+}
+
+pub async fn read_submission(
+    req: &mut Request,
+    fields: &Fields<'_>,
+    limit: usize,
+) -> Result<Submission, InputError> {
+    let mut labels: Labels = req
+        .queries()
+        .iter()
+        .map(|(k, v)| (k.clone(), typed_value(v)))
+        .collect();
+    let content_type = req.content_type();
+    let essence = content_type
+        .as_ref()
+        .map(|m| m.essence_str().to_ascii_lowercase())
+        .unwrap_or_default();
+    let (image, body_labels) = if essence == "application/json" || essence.ends_with("+json") {
+        read_json(req, fields, limit).await?
+    } else if essence == "multipart/form-data" {
+        read_multipart(req, fields, limit).await?
+    } else if essence.starts_with("image/") || essence == "application/octet-stream" {
+        (read_body(req, limit).await?, Labels::new())
+    } else {
+        let shown = if essence.is_empty() {
+            "(none)".to_owned()
+        } else {
+            essence
+        };
+        return Err(InputError::UnsupportedType(shown));
+    };
+    labels.extend(body_labels);
+    if image.is_empty() {
+        return Err(InputError::MissingImage(fields.image.to_owned()));
+    }
+    Ok(Submission { image, labels })
+}
+
+async fn read_json(
+    req: &mut Request,
+    fields: &Fields<'_>,
+    limit: usize,
+) -> Result<(Bytes, Labels), InputError> {
+    let body = read_body(req, limit).await?;
+    let value: Value =
+        serde_json::from_slice(&body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
+    let Value::Object(mut object) = value else {
+        return Err(InputError::MalformedJson(format!(
+            "expected an object with `{}` and `{}`",
+            fields.image, fields.labels
+        )));
+    };
+    let image = match object.remove(fields.image) {
+        Some(Value::String(text)) => decode_image_text(&text)?,
+        _ => return Err(InputError::MissingImage(fields.image.to_owned())),
+    };
+    let labels = match object.remove(fields.labels) {
+        None | Some(Value::Null) => Labels::new(),
+        Some(Value::Object(map)) => map,
+        Some(Value::String(text)) => labels_from_text(&text)?,
+        Some(_) => return Err(InputError::LabelsNotObject),
+    };
+    Ok((image, labels))
+}
+
+/// A file (or base64 text) part named like the image field, a `labels` part holding JSON;
+/// any other text part is one more label, typed like a query value.
+async fn read_multipart(
+    req: &mut Request,
+    fields: &Fields<'_>,
+    limit: usize,
+) -> Result<(Bytes, Labels), InputError> {
+    read_body(req, limit).await?;
+    let form = req.form_data().await.map_err(|e| match e {
+        ParseError::PayloadTooLarge => InputError::TooLarge(limit),
+        e => InputError::MalformedMultipart(e.to_string()),
+    })?;
+    let image = match (form.files.get(fields.image), form.fields.get(fields.image)) {
+        (Some(file), _) => tokio::fs::read(file.path())
+            .await
+            .map(Bytes::from)
+            .map_err(|e| InputError::Unreadable(e.to_string()))?,
+        (None, Some(text)) => decode_image_text(text)?,
+        (None, None) => return Err(InputError::MissingImage(fields.image.to_owned())),
+    };
+    let mut labels = Labels::new();
+    for (name, values) in form.fields.iter_all() {
+        if name != fields.image
+            && name != fields.labels
+            && let Some(value) = values.last()
+        {
+            labels.insert(name.clone(), typed_value(value));
+        }
+    }
+    let labels_text = match form.files.get(fields.labels) {
+        Some(file) => Some(
+            tokio::fs::read_to_string(file.path())
+                .await
+                .map_err(|e| InputError::MalformedLabels(e.to_string()))?,
+        ),
+        None => form.fields.get(fields.labels).cloned(),
+    };
+    if let Some(text) = labels_text {
+        labels.extend(labels_from_text(&text)?);
+    }
+    Ok((image, labels))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_plain_base64_data_urls_and_url_safe_text() {
+        assert_eq!(&decode_image_text("aGk=").unwrap()[..], b"hi");
+        assert_eq!(&decode_image_text("aGk").unwrap()[..], b"hi");
+        assert_eq!(
+            &decode_image_text("data:image/png;base64,aGk=").unwrap()[..],
+            b"hi"
+        );
+        assert_eq!(&decode_image_text("_-8").unwrap()[..], &[0xff, 0xef]);
+        assert!(matches!(
+            decode_image_text("data:image/png,hi"),
+            Err(InputError::BadBase64(_))
+        ));
+        assert!(matches!(
+            decode_image_text("not base64!"),
+            Err(InputError::BadBase64(_))
+        ));
+    }
+
+    #[test]
+    fn query_values_are_typed() {
+        assert_eq!(typed_value("3"), Value::from(3));
+        assert_eq!(typed_value("2.5"), Value::from(2.5));
+        assert_eq!(typed_value("true"), Value::from(true));
+        assert_eq!(typed_value("a.jpg"), Value::from("a.jpg"));
+        assert_eq!(typed_value("NaN"), Value::from("NaN"));
+    }
+}

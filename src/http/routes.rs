@@ -1,0 +1,351 @@
+//! Request handlers. Each reads what it needs, calls the pipeline, and answers JSON or a
+//! [`Problem`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use librarian_actors::{HistoryCursor, HistoryQuery};
+use salvo::http::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use salvo::prelude::*;
+use serde_json::{Value, json};
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use super::intake::{Fields, InputError, decode_image_text, read_body, read_submission};
+use super::problem::Problem;
+use crate::app::App;
+use crate::config::DEFAULT_PIPELINE;
+use crate::pipeline::Pipeline;
+
+const MAX_PAGE: usize = 100;
+const MAX_SCAN_IMAGES: usize = 32;
+const READY_TIMEOUT: Duration = Duration::from_secs(3);
+
+fn app(depot: &Depot) -> Arc<App> {
+    depot
+        .get_typed::<Arc<App>>()
+        .expect("the app is injected on the root router")
+        .clone()
+}
+
+fn pipeline(app: &App, name: Option<&str>) -> Result<Arc<Pipeline>, Problem> {
+    let name = name.unwrap_or(DEFAULT_PIPELINE);
+    app.pipeline(name).cloned().ok_or_else(|| {
+        Problem::not_found("pipeline.not_found", format!("no pipeline named `{name}`"))
+    })
+}
+
+fn parse_id(text: &str) -> Result<Uuid, Problem> {
+    Uuid::parse_str(text).map_err(|_| InputError::BadId(text.to_owned()).into())
+}
+
+#[handler]
+pub async fn submit(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let pipeline = pipeline(&app, req.param::<String>("name").as_deref())?;
+    let id = req
+        .param::<String>("id")
+        .map(|id| parse_id(&id))
+        .transpose()?;
+    let fields = Fields {
+        image: &pipeline.image_field,
+        labels: &pipeline.labels_field,
+    };
+    let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await?;
+    let accepted = pipeline.submit(submission, id).await?;
+    let location = format!("/api/v1/submissions/{}", accepted.record.id);
+    res.status_code(if accepted.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    });
+    res.headers_mut().insert(
+        LOCATION,
+        HeaderValue::from_str(&location).expect("a path is a header value"),
+    );
+    res.render(Json(&accepted.record));
+    Ok(())
+}
+
+/// Pipelines in the order reads should try them: `default` first.
+fn readers(app: &App) -> impl Iterator<Item = &Arc<Pipeline>> {
+    std::iter::once(app.default_pipeline()).chain(
+        app.pipelines
+            .values()
+            .filter(|p| p.name != DEFAULT_PIPELINE),
+    )
+}
+
+#[handler]
+pub async fn get_record(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
+    for pipeline in readers(&app) {
+        if let Some(record) = pipeline.record(id).await? {
+            res.render(Json(record));
+            return Ok(());
+        }
+    }
+    Err(Problem::not_found(
+        "record.not_found",
+        format!("no record with id {id}"),
+    ))
+}
+
+#[handler]
+pub async fn get_image(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
+    for pipeline in readers(&app) {
+        if let Some((bytes, format)) = pipeline.image(id).await? {
+            res.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
+            res.body(bytes);
+            return Ok(());
+        }
+    }
+    Err(Problem::not_found(
+        "record.not_found",
+        format!("no image for id {id}"),
+    ))
+}
+
+#[handler]
+pub async fn history(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let name = req.query::<String>("pipeline");
+    let pipeline = pipeline(&app, name.as_deref())?;
+    let limit = match req.query::<String>("limit") {
+        None => 20,
+        Some(text) => text
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| {
+                Problem::bad_request(
+                    "query.invalid",
+                    format!("limit must be a number from 1 to {MAX_PAGE}"),
+                )
+            })?,
+    };
+    let before = match req.query::<String>("before") {
+        None => None,
+        Some(text) => Some(parse_cursor(&text)?),
+    };
+    let query = HistoryQuery {
+        pipeline: name.clone(),
+        limit,
+        before,
+    };
+    let records = pipeline.history(&query).await?;
+    let next = (records.len() == limit).then(|| {
+        let last = records.last().map(|r| r.id).unwrap_or_default();
+        let filter = name.map(|n| format!("pipeline={n}&")).unwrap_or_default();
+        format!("/api/v1/submissions?{filter}limit={limit}&before={last}")
+    });
+    res.render(Json(json!({ "records": records, "next": next })));
+    Ok(())
+}
+
+fn parse_cursor(text: &str) -> Result<HistoryCursor, Problem> {
+    if let Ok(id) = Uuid::parse_str(text) {
+        return Ok(HistoryCursor::Record(id));
+    }
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| HistoryCursor::Time(t.to_utc()))
+        .map_err(|_| {
+            Problem::bad_request(
+                "query.invalid",
+                "before must be a record id or an RFC 3339 time",
+            )
+        })
+}
+
+/// Barcode extraction only: one image or many (a JSON `images` array or several file parts),
+/// decoded in parallel on the bounded pool; nothing is stored.
+#[handler]
+pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), Problem> {
+    let app = app(depot);
+    let pipeline = pipeline(&app, req.query::<String>("pipeline").as_deref())?;
+    let images = scan_inputs(req, &pipeline, app.loaded.config.server.max_body_bytes).await?;
+    if images.len() > MAX_SCAN_IMAGES {
+        return Err(Problem::bad_request(
+            "scan.too_many_images",
+            format!("at most {MAX_SCAN_IMAGES} images per scan"),
+        ));
+    }
+    let mut jobs = JoinSet::new();
+    for (index, image) in images.into_iter().enumerate() {
+        let pipeline = pipeline.clone();
+        jobs.spawn(async move {
+            let started = Instant::now();
+            let result = pipeline.scan(image).await;
+            (index, result, started.elapsed())
+        });
+    }
+    let mut results = vec![Value::Null; jobs.len()];
+    while let Some(done) = jobs.join_next().await {
+        let Ok((index, result, elapsed)) = done else {
+            continue;
+        };
+        let ms = (elapsed.as_secs_f64() * 1e4).round() / 10.0;
+        results[index] = match result {
+            Ok((facts, found)) => {
+                json!({"index": index, "image": facts, "barcodes": found.barcodes, "ms": ms})
+            }
+            Err(e) => {
+                let problem = Problem::from(e);
+                json!({"index": index, "error": {"code": problem.code, "status": problem.status.as_u16(), "detail": problem.detail}, "ms": ms})
+            }
+        };
+    }
+    res.render(Json(json!({ "results": results })));
+    Ok(())
+}
+
+async fn scan_inputs(
+    req: &mut Request,
+    pipeline: &Pipeline,
+    limit: usize,
+) -> Result<Vec<bytes::Bytes>, Problem> {
+    let essence = req
+        .content_type()
+        .map(|m| m.essence_str().to_ascii_lowercase())
+        .unwrap_or_default();
+    if essence == "multipart/form-data" {
+        read_body(req, limit).await?;
+        let form = req
+            .form_data()
+            .await
+            .map_err(|e| Problem::from(InputError::MalformedMultipart(e.to_string())))?;
+        let mut images = Vec::new();
+        for (_, files) in form.files.iter_all() {
+            for file in files {
+                let bytes = tokio::fs::read(file.path())
+                    .await
+                    .map_err(|e| InputError::Unreadable(e.to_string()))?;
+                images.push(bytes.into());
+            }
+        }
+        return Ok(images);
+    }
+    if essence == "application/json" {
+        let body = read_body(req, limit).await?;
+        let value: Value =
+            serde_json::from_slice(&body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
+        let texts: Vec<&str> = match (&value["images"], &value[pipeline.image_field.as_str()]) {
+            (Value::Array(items), _) => items.iter().filter_map(Value::as_str).collect(),
+            (_, Value::String(one)) => vec![one],
+            _ => return Err(InputError::MissingImage("images".into()).into()),
+        };
+        return texts
+            .into_iter()
+            .map(|t| decode_image_text(t).map_err(Problem::from))
+            .collect();
+    }
+    let fields = Fields {
+        image: &pipeline.image_field,
+        labels: &pipeline.labels_field,
+    };
+    Ok(vec![read_submission(req, &fields, limit).await?.image])
+}
+
+fn pipeline_spec(app: &App, pipeline: &Pipeline) -> Value {
+    let config = &app.loaded.config;
+    let components =
+        |names: &mut dyn Iterator<Item = &String>, section: &dyn Fn(&str) -> Value| -> Vec<Value> {
+            names
+                .map(|n| json!({"name": n, "config": section(n)}))
+                .collect()
+        };
+    json!({
+        "name": pipeline.name,
+        "submit": format!("/api/v1/pipelines/{}/submissions", pipeline.name),
+        "image_field": pipeline.image_field,
+        "labels_field": pipeline.labels_field,
+        "label_schema": pipeline.label_schema(),
+        "limits": {
+            "max_body_bytes": config.server.max_body_bytes,
+            "max_pixels": pipeline.max_pixels(),
+            "formats": librarian_model::ImageFormat::ALL.iter()
+                .filter(|f| pipeline.validators.iter().all(|v| v.component.accepts_format(**f)))
+                .collect::<Vec<_>>(),
+        },
+        "validators": components(&mut pipeline.validators.iter().map(|v| &v.name), &|n| json!(config.validators[n])),
+        "extractors": components(&mut pipeline.extractors.iter().map(|e| &e.name), &|n| json!(config.extractors[n])),
+        "actors": pipeline.actors.iter().map(|a| &a.name).collect::<Vec<_>>(),
+    })
+}
+
+#[handler]
+pub async fn list_pipelines(depot: &mut Depot, res: &mut Response) {
+    let app = app(depot);
+    let specs: Vec<Value> = app
+        .pipelines
+        .values()
+        .map(|p| pipeline_spec(&app, p))
+        .collect();
+    res.render(Json(json!({ "pipelines": specs })));
+}
+
+#[handler]
+pub async fn get_pipeline(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let pipeline = pipeline(&app, req.param::<String>("name").as_deref())?;
+    res.render(Json(pipeline_spec(&app, &pipeline)));
+    Ok(())
+}
+
+#[handler]
+pub async fn healthz(res: &mut Response) {
+    res.render(Json(json!({"status": "alive"})));
+}
+
+/// Ready when every configured actor answers within a short timeout.
+#[handler]
+pub async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), Problem> {
+    let app = app(depot);
+    let mut seen = std::collections::BTreeMap::new();
+    for actor in app.pipelines.values().flat_map(|p| p.actors.iter()) {
+        seen.entry(actor.name.clone())
+            .or_insert_with(|| actor.component.clone());
+    }
+    let mut actors = serde_json::Map::new();
+    for (name, actor) in seen {
+        let state = match tokio::time::timeout(READY_TIMEOUT, actor.ready()).await {
+            Ok(Ok(())) => "ready".to_owned(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no answer within {} s", READY_TIMEOUT.as_secs()),
+        };
+        if state != "ready" {
+            let detail = format!("actor `{name}` is not ready: {state}");
+            return Err(
+                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "actor.not_ready", detail)
+                    .retry_after(5),
+            );
+        }
+        actors.insert(name, state.into());
+    }
+    res.render(Json(json!({"status": "ready", "actors": actors})));
+    Ok(())
+}

@@ -1,0 +1,161 @@
+//! Images are hostile input: the header is read without decoding pixels, and decoding plus
+//! extraction run on a bounded blocking pool, under a time budget, with panics caught.
+
+use std::io::Cursor;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use image::{GrayImage, ImageReader, Limits};
+use librarian_model::{ImageFacts, ImageFormat};
+use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
+
+use crate::extract::{Extracted, Extractor};
+
+/// No image larger than this is decoded, whatever the validators allow.
+pub const DECODE_PIXEL_LIMIT: u64 = 250_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(
+        "the bytes are not an image in a format Librarian reads (jpeg, png, webp, gif, bmp, tiff)"
+    )]
+    UnknownFormat,
+    #[error("the {0} image cannot be decoded: {1}")]
+    Undecodable(ImageFormat, String),
+    #[error("the image has {pixels} pixels; at most {limit} are decoded")]
+    TooManyPixels { pixels: u64, limit: u64 },
+    #[error("the image took longer than {0} ms to analyse")]
+    Timeout(u64),
+    #[error("every image worker is busy; try again shortly")]
+    Busy,
+}
+
+/// Reads format and dimensions from the header, and hashes the bytes. No pixel is decoded.
+pub fn probe(bytes: &[u8]) -> Result<ImageFacts, ImageError> {
+    let reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| ImageError::UnknownFormat)?;
+    let format = reader
+        .format()
+        .and_then(to_format)
+        .ok_or(ImageError::UnknownFormat)?;
+    let (width, height) = reader
+        .into_dimensions()
+        .map_err(|e| ImageError::Undecodable(format, e.to_string()))?;
+    Ok(ImageFacts {
+        format,
+        width,
+        height,
+        bytes: bytes.len() as u64,
+        sha256: hex::encode(Sha256::digest(bytes)),
+    })
+}
+
+fn to_format(format: image::ImageFormat) -> Option<ImageFormat> {
+    Some(match format {
+        image::ImageFormat::Jpeg => ImageFormat::Jpeg,
+        image::ImageFormat::Png => ImageFormat::Png,
+        image::ImageFormat::WebP => ImageFormat::Webp,
+        image::ImageFormat::Gif => ImageFormat::Gif,
+        image::ImageFormat::Bmp => ImageFormat::Bmp,
+        image::ImageFormat::Tiff => ImageFormat::Tiff,
+        _ => return None,
+    })
+}
+
+/// Decodes the pixels as grayscale, refusing images above `max_pixels`.
+pub fn decode_gray(
+    bytes: &[u8],
+    facts: &ImageFacts,
+    max_pixels: u64,
+) -> Result<GrayImage, ImageError> {
+    let limit = max_pixels.min(DECODE_PIXEL_LIMIT);
+    if facts.pixels() > limit || facts.width == 0 || facts.height == 0 {
+        return Err(ImageError::TooManyPixels {
+            pixels: facts.pixels(),
+            limit,
+        });
+    }
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| ImageError::UnknownFormat)?;
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(facts.width);
+    limits.max_image_height = Some(facts.height);
+    // Room for the decoded image in its widest colour type (16-bit RGBA) and some slack.
+    limits.max_alloc = Some(facts.pixels() * 8 + (64 << 20));
+    reader.limits(limits);
+    let decoded = reader
+        .decode()
+        .map_err(|e| ImageError::Undecodable(facts.format, e.to_string()))?;
+    Ok(decoded.into_luma8())
+}
+
+/// Runs decoding and extraction off the async runtime: at most `workers` images at once,
+/// each within the time budget.
+pub struct Analyzer {
+    permits: Arc<Semaphore>,
+    budget: Duration,
+}
+
+impl Analyzer {
+    pub fn new(workers: usize, budget: Duration) -> Self {
+        let workers = if workers == 0 {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        } else {
+            workers
+        };
+        Self {
+            permits: Arc::new(Semaphore::new(workers)),
+            budget,
+        }
+    }
+
+    pub async fn analyze(
+        &self,
+        bytes: Bytes,
+        facts: ImageFacts,
+        max_pixels: u64,
+        extractors: Vec<Arc<dyn Extractor>>,
+    ) -> Result<Extracted, ImageError> {
+        let budget_ms = self.budget.as_millis() as u64;
+        let format = facts.format;
+        let permit = tokio::time::timeout(self.budget, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| ImageError::Busy)?
+            .map_err(|_| ImageError::Busy)?;
+        let job = tokio::task::spawn_blocking(move || {
+            // The permit is held until the work really ends, so a decoder that overruns its
+            // budget still counts against the pool and cannot multiply.
+            let _permit = permit;
+            catch_unwind(AssertUnwindSafe(|| {
+                let gray = decode_gray(&bytes, &facts, max_pixels)?;
+                let mut found = Extracted::default();
+                for extractor in &extractors {
+                    extractor.extract(&gray, &mut found);
+                }
+                Ok(found)
+            }))
+            .unwrap_or_else(|_| {
+                Err(ImageError::Undecodable(
+                    format,
+                    "the decoder failed on this image".into(),
+                ))
+            })
+        });
+        match tokio::time::timeout(self.budget, job).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => Err(ImageError::Undecodable(format, join_error.to_string())),
+            Err(_) => {
+                tracing::warn!(
+                    budget_ms,
+                    "image analysis overran its budget; answering without it"
+                );
+                Err(ImageError::Timeout(budget_ms))
+            }
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Librarian: collects photos with JSON labels, validates both, reads the barcodes, and
+//! stores each accepted record under a UUID.
+
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod describe;
+pub mod extract;
+pub mod http;
+pub mod imaging;
+pub mod pipeline;

@@ -1,0 +1,292 @@
+//! One submission's way through a pipeline: cheap checks, one decode, extraction, the checks
+//! that need extracted facts, then every actor in order — stored everywhere or nowhere.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::Utc;
+use librarian_actors::{Actor, ActorError, HistoryQuery};
+use librarian_model::{Facts, ImageFacts, ImageFormat, Labels, Record, Stored, Violation};
+use librarian_validators::{Stage, Validator};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::extract::{Extracted, Extractor};
+use crate::imaging::{Analyzer, DECODE_PIXEL_LIMIT, ImageError, probe};
+
+/// A component with the name the config gave it.
+pub struct Named<T: ?Sized> {
+    pub name: String,
+    pub component: Arc<T>,
+}
+
+pub struct Pipeline {
+    pub name: String,
+    pub image_field: String,
+    pub labels_field: String,
+    pub validators: Vec<Named<dyn Validator>>,
+    pub extractors: Vec<Named<dyn Extractor>>,
+    pub actors: Vec<Named<dyn Actor>>,
+    pub analyzer: Arc<Analyzer>,
+}
+
+/// One image and its labels, as read from a request.
+pub struct Submission {
+    pub image: Bytes,
+    pub labels: Labels,
+}
+
+#[derive(Debug)]
+pub struct Accepted {
+    pub record: Record,
+    /// False when the id already held this very submission (an idempotent retry).
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("this pipeline does not accept {0} images")]
+    FormatNotAllowed(ImageFormat),
+    #[error("the submission was rejected by {} validator(s)", .0.len())]
+    Rejected(Vec<Violation>),
+    #[error("the id {0} already holds a different submission")]
+    Conflict(Uuid),
+    #[error("a submission with id {0} is being stored right now")]
+    InProgress(Uuid),
+    #[error("actor `{actor}` could not store the record: {reason}")]
+    ActorFailed { actor: String, reason: String },
+    #[error("actor `{actor}` could not read: {reason}")]
+    ReadFailed { actor: String, reason: String },
+}
+
+impl Pipeline {
+    /// The first actor that can read records, images and history.
+    pub fn reader(&self) -> Option<&Named<dyn Actor>> {
+        self.actors.iter().find(|a| a.component.reads())
+    }
+
+    fn read_failed(actor: &Named<dyn Actor>, e: ActorError) -> SubmitError {
+        SubmitError::ReadFailed {
+            actor: actor.name.clone(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub async fn record(&self, id: Uuid) -> Result<Option<Record>, SubmitError> {
+        let Some(reader) = self.reader() else {
+            return Ok(None);
+        };
+        reader
+            .component
+            .record(id)
+            .await
+            .map_err(|e| Self::read_failed(reader, e))
+    }
+
+    pub async fn image(&self, id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, SubmitError> {
+        let Some(reader) = self.reader() else {
+            return Ok(None);
+        };
+        reader
+            .component
+            .image(id)
+            .await
+            .map_err(|e| Self::read_failed(reader, e))
+    }
+
+    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, SubmitError> {
+        let Some(reader) = self.reader() else {
+            return Ok(Vec::new());
+        };
+        reader
+            .component
+            .history(query)
+            .await
+            .map_err(|e| Self::read_failed(reader, e))
+    }
+
+    /// The largest image the validators let through, capped by the decoder's own limit.
+    pub fn max_pixels(&self) -> u64 {
+        self.validators
+            .iter()
+            .filter_map(|v| v.component.max_pixels())
+            .fold(DECODE_PIXEL_LIMIT, u64::min)
+    }
+
+    /// The JSON Schema of the labels, when a validator has one.
+    pub fn label_schema(&self) -> Option<&Value> {
+        self.validators
+            .iter()
+            .find_map(|v| v.component.label_schema())
+    }
+
+    fn accepts(&self, format: ImageFormat) -> bool {
+        self.validators
+            .iter()
+            .all(|v| v.component.accepts_format(format))
+    }
+
+    fn violations(&self, stages: &[Stage], facts: &Facts<'_>) -> Vec<Violation> {
+        self.validators
+            .iter()
+            .filter(|v| stages.contains(&v.component.stage()))
+            .flat_map(|v| {
+                v.component
+                    .check(facts)
+                    .into_iter()
+                    .map(|finding| Violation {
+                        validator: v.name.clone(),
+                        finding,
+                    })
+            })
+            .collect()
+    }
+
+    /// Reads the barcodes (and other facts) of an image without storing anything.
+    pub async fn scan(&self, image: Bytes) -> Result<(ImageFacts, Extracted), SubmitError> {
+        let facts = probe(&image)?;
+        let extractors = self
+            .extractors
+            .iter()
+            .map(|e| e.component.clone())
+            .collect();
+        let extracted = self
+            .analyzer
+            .analyze(image, facts.clone(), DECODE_PIXEL_LIMIT, extractors)
+            .await?;
+        Ok((facts, extracted))
+    }
+
+    pub async fn submit(
+        &self,
+        submission: Submission,
+        id: Option<Uuid>,
+    ) -> Result<Accepted, SubmitError> {
+        let facts = probe(&submission.image)?;
+        if !self.accepts(facts.format) {
+            return Err(SubmitError::FormatNotAllowed(facts.format));
+        }
+        if let Some(id) = id
+            && let Some(existing) = self.record(id).await?
+        {
+            return self.replay(existing, &facts, &submission.labels);
+        }
+        let cheap = Facts {
+            labels: &submission.labels,
+            image: &facts,
+            barcodes: &[],
+        };
+        let rejected = self.violations(&[Stage::Labels, Stage::Header], &cheap);
+        if !rejected.is_empty() {
+            return Err(SubmitError::Rejected(rejected));
+        }
+        let extractors = self
+            .extractors
+            .iter()
+            .map(|e| e.component.clone())
+            .collect();
+        let extracted = self
+            .analyzer
+            .analyze(
+                submission.image.clone(),
+                facts.clone(),
+                self.max_pixels(),
+                extractors,
+            )
+            .await?;
+        let full = Facts {
+            labels: &submission.labels,
+            image: &facts,
+            barcodes: &extracted.barcodes,
+        };
+        let rejected = self.violations(&[Stage::Extracted], &full);
+        if !rejected.is_empty() {
+            return Err(SubmitError::Rejected(rejected));
+        }
+        let duplicate_of = match self.reader() {
+            Some(reader) => reader
+                .component
+                .find_image(&facts.sha256)
+                .await
+                .map_err(|e| Self::read_failed(reader, e))?,
+            None => None,
+        };
+        let mut record = Record {
+            id: id.unwrap_or_else(Uuid::now_v7),
+            pipeline: self.name.clone(),
+            received_at: Utc::now(),
+            labels: submission.labels,
+            image: facts,
+            barcodes: extracted.barcodes,
+            duplicate_of,
+            stored: Vec::new(),
+        };
+        record.stored = self
+            .actors
+            .iter()
+            .map(|a| Stored {
+                actor: a.name.clone(),
+                location: a.component.location(&record),
+            })
+            .collect();
+        self.store_everywhere(record, &submission.image).await
+    }
+
+    /// Same id again: the same content is answered with the stored record, other content is
+    /// a conflict.
+    fn replay(
+        &self,
+        existing: Record,
+        facts: &ImageFacts,
+        labels: &Labels,
+    ) -> Result<Accepted, SubmitError> {
+        if existing.same_content(&facts.sha256, labels) {
+            Ok(Accepted {
+                record: existing,
+                created: false,
+            })
+        } else {
+            Err(SubmitError::Conflict(existing.id))
+        }
+    }
+
+    async fn store_everywhere(
+        &self,
+        record: Record,
+        image: &[u8],
+    ) -> Result<Accepted, SubmitError> {
+        for (done, actor) in self.actors.iter().enumerate() {
+            let Err(error) = actor.component.store(&record, image).await else {
+                continue;
+            };
+            self.undo(&self.actors[..done], record.id).await;
+            if let ActorError::AlreadyExists(id) = error {
+                // Another request stored this id first: answer as a retry would be answered.
+                let existing = self.record(id).await?.ok_or(SubmitError::InProgress(id))?;
+                return self.replay(existing, &record.image, &record.labels);
+            }
+            tracing::warn!(id = %record.id, actor = %actor.name, %error, "store failed; nothing kept");
+            return Err(SubmitError::ActorFailed {
+                actor: actor.name.clone(),
+                reason: error.to_string(),
+            });
+        }
+        tracing::info!(id = %record.id, pipeline = %self.name, barcodes = record.barcodes.len(), "stored");
+        Ok(Accepted {
+            record,
+            created: true,
+        })
+    }
+
+    /// Removes what earlier actors stored. A removal that fails is logged with id and actor
+    /// so an operator can clean up; it never goes unnoticed.
+    async fn undo(&self, stored: &[Named<dyn Actor>], id: Uuid) {
+        for actor in stored.iter().rev() {
+            if let Err(error) = actor.component.remove(id).await {
+                tracing::error!(%id, actor = %actor.name, %error, "could not remove a partly stored record");
+            }
+        }
+    }
+}

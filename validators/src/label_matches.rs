@@ -1,0 +1,214 @@
+use librarian_model::{Facts, Finding, normalize_gtin};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{BuildError, Stage, Validator};
+
+/// What a label is held against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelCheck {
+    /// The label (string or number) is a GTIN equal to a detected EAN/UPC code.
+    Gtin,
+    /// The label is a box `{x, y, w, h}` in pixels that lies inside the image.
+    BoxInsideImage,
+}
+
+/// A label must agree with the image facts or the barcodes found; runs after extraction.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LabelMatchesConfig {
+    /// The label: a top-level name (`gtin`) or a JSON pointer (`/product/gtin`).
+    pub label: String,
+    pub check: LabelCheck,
+    /// Reject submissions without the label; by default a missing label passes.
+    #[serde(default)]
+    pub required: bool,
+}
+
+pub struct LabelMatches {
+    config: LabelMatchesConfig,
+    pointer: String,
+}
+
+impl LabelMatches {
+    pub fn new(config: LabelMatchesConfig) -> Result<Self, BuildError> {
+        if config.label.is_empty() {
+            return Err(BuildError::BadValue("`label` must name a label".into()));
+        }
+        let pointer = if config.label.starts_with('/') {
+            config.label.clone()
+        } else {
+            format!("/{}", config.label.replace('~', "~0").replace('/', "~1"))
+        };
+        Ok(Self { config, pointer })
+    }
+
+    fn finding(&self, code: &str, message: String) -> Finding {
+        Finding::new(code, Some(self.pointer.clone()), message)
+    }
+
+    fn check_gtin(&self, value: &Value, facts: &Facts<'_>) -> Option<Finding> {
+        let text = match value {
+            Value::String(s) => s.trim().to_owned(),
+            // A number has lost its leading zeros; a GTIN is at most 14 digits.
+            Value::Number(n) => format!("{:0>14}", n.to_string()),
+            _ => String::new(),
+        };
+        let Some(wanted) = normalize_gtin(&text) else {
+            return Some(self.finding(
+                "label.not_a_gtin",
+                format!("`{text}` is not a GTIN of 8, 12, 13 or 14 digits"),
+            ));
+        };
+        let found: Vec<String> = facts.barcodes.iter().filter_map(|b| b.gtin()).collect();
+        if found.contains(&wanted) {
+            return None;
+        }
+        let seen = if found.is_empty() {
+            "no EAN/UPC code was found in the image".to_owned()
+        } else {
+            format!("the image shows {}", found.join(", "))
+        };
+        Some(self.finding(
+            "label.gtin_mismatch",
+            format!("GTIN {wanted} does not match: {seen}"),
+        ))
+    }
+
+    fn check_box(&self, value: &Value, facts: &Facts<'_>) -> Option<Finding> {
+        let side = |key: &str| value.get(key).and_then(Value::as_f64);
+        let (Some(x), Some(y), Some(w), Some(h)) = (side("x"), side("y"), side("w"), side("h"))
+        else {
+            return Some(self.finding(
+                "label.not_a_box",
+                "the label must be an object with numbers x, y, w and h".into(),
+            ));
+        };
+        let (width, height) = (f64::from(facts.image.width), f64::from(facts.image.height));
+        let inside =
+            x >= 0.0 && y >= 0.0 && w > 0.0 && h > 0.0 && x + w <= width && y + h <= height;
+        (!inside).then(|| {
+            self.finding(
+                "label.box_outside_image",
+                format!(
+                    "box x={x} y={y} w={w} h={h} does not lie inside the {width}x{height} image"
+                ),
+            )
+        })
+    }
+}
+
+impl Validator for LabelMatches {
+    fn stage(&self) -> Stage {
+        Stage::Extracted
+    }
+
+    fn check(&self, facts: &Facts<'_>) -> Vec<Finding> {
+        let labels = Value::Object(facts.labels.clone());
+        let finding = match labels.pointer(&self.pointer) {
+            None | Some(Value::Null) if self.config.required => Some(self.finding(
+                "label.missing",
+                format!("the label `{}` is required", self.config.label),
+            )),
+            None | Some(Value::Null) => None,
+            Some(value) => match self.config.check {
+                LabelCheck::Gtin => self.check_gtin(value, facts),
+                LabelCheck::BoxInsideImage => self.check_box(value, facts),
+            },
+        };
+        finding.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::test_support::{barcode, image, labels};
+
+    fn run(
+        check: LabelCheck,
+        label_json: Value,
+        codes: &[librarian_model::Barcode],
+    ) -> Vec<String> {
+        let rule = LabelMatches::new(LabelMatchesConfig {
+            label: "l".into(),
+            check,
+            required: true,
+        })
+        .unwrap();
+        let labels = labels(json!({ "l": label_json }));
+        let image = image(100, 50);
+        let facts = Facts {
+            labels: &labels,
+            image: &image,
+            barcodes: codes,
+        };
+        rule.check(&facts).into_iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn gtin_label_must_equal_a_detected_product_code() {
+        let ean = [barcode("EAN_13", "0036000291452")];
+        let upca = [barcode("UPC_A", "036000291452")];
+        assert!(run(LabelCheck::Gtin, json!("036000291452"), &ean).is_empty());
+        assert!(run(LabelCheck::Gtin, json!(36000291452_u64), &upca).is_empty());
+        assert_eq!(
+            run(LabelCheck::Gtin, json!("5449000000996"), &ean),
+            ["label.gtin_mismatch"]
+        );
+        assert_eq!(
+            run(LabelCheck::Gtin, json!("abc"), &ean),
+            ["label.not_a_gtin"]
+        );
+    }
+
+    #[test]
+    fn box_label_must_lie_inside_the_image() {
+        assert!(
+            run(
+                LabelCheck::BoxInsideImage,
+                json!({"x": 0, "y": 0, "w": 100, "h": 50}),
+                &[]
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            run(
+                LabelCheck::BoxInsideImage,
+                json!({"x": 10, "y": 0, "w": 100, "h": 5}),
+                &[]
+            ),
+            ["label.box_outside_image"]
+        );
+        assert_eq!(
+            run(LabelCheck::BoxInsideImage, json!([1, 2]), &[]),
+            ["label.not_a_box"]
+        );
+    }
+
+    #[test]
+    fn a_required_label_must_be_present() {
+        let rule = LabelMatches::new(LabelMatchesConfig {
+            label: "gtin".into(),
+            check: LabelCheck::Gtin,
+            required: true,
+        })
+        .unwrap();
+        let labels = labels(json!({}));
+        let image = image(1, 1);
+        let codes: Vec<_> = rule
+            .check(&Facts {
+                labels: &labels,
+                image: &image,
+                barcodes: &[],
+            })
+            .into_iter()
+            .map(|f| f.code)
+            .collect();
+        assert_eq!(codes, ["label.missing"]);
+    }
+}
