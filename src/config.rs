@@ -196,22 +196,10 @@ impl Config {
         Ok(Loaded { config, base_dir })
     }
 
-    /// Adds the built-in `default` pipeline (permissive image validator, barcode extraction,
-    /// disk actor) when the config has none, and those components when they are not defined.
+    /// Adds the built-in components `photo` (a permissive image validator), `barcode` and
+    /// `disk` where the config does not define those names, and the `default` pipeline made of
+    /// them when the config has none.
     pub fn add_defaults(&mut self) {
-        if self.pipelines.contains_key(DEFAULT_PIPELINE) {
-            return;
-        }
-        self.pipelines.insert(
-            DEFAULT_PIPELINE.into(),
-            PipelineConfig {
-                validators: vec!["photo".into()],
-                extractors: vec!["barcode".into()],
-                actors: vec!["disk".into()],
-                image_field: default_image_field(),
-                labels_field: default_labels_field(),
-            },
-        );
         self.validators.entry("photo".into()).or_insert_with(|| {
             ValidatorConfig::Image(ImageRuleConfig {
                 max_pixels: Some(100_000_000),
@@ -224,6 +212,15 @@ impl Config {
         self.actors
             .entry("disk".into())
             .or_insert_with(|| ActorConfig::Disk(DiskConfig::default()));
+        self.pipelines
+            .entry(DEFAULT_PIPELINE.into())
+            .or_insert_with(|| PipelineConfig {
+                validators: vec!["photo".into()],
+                extractors: vec!["barcode".into()],
+                actors: vec!["disk".into()],
+                image_field: default_image_field(),
+                labels_field: default_labels_field(),
+            });
     }
 
     /// Cross-field checks: every problem is reported, each with its key.

@@ -11,6 +11,9 @@ use image::{GrayImage, ImageReader, Limits};
 use librarian_model::{ImageFacts, ImageFormat};
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
 
 use crate::extract::{Extracted, Extractor};
 
@@ -79,6 +82,9 @@ pub fn decode_gray(
             limit,
         });
     }
+    if facts.format == ImageFormat::Jpeg {
+        return decode_jpeg_gray(bytes, facts);
+    }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| ImageError::UnknownFormat)?;
@@ -92,6 +98,78 @@ pub fn decode_gray(
         .decode()
         .map_err(|e| ImageError::Undecodable(facts.format, e.to_string()))?;
     Ok(decoded.into_luma8())
+}
+
+/// JPEG straight to grayscale (no colour conversion), in strict mode so that a truncated
+/// upload is refused instead of being read as a half-gray picture.
+fn decode_jpeg_gray(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageError> {
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(facts.width as usize)
+        .set_max_height(facts.height as usize)
+        .jpeg_set_out_colorspace(ColorSpace::Luma);
+    let undecodable = |reason: String| ImageError::Undecodable(ImageFormat::Jpeg, reason);
+    if !jpeg_reaches_its_end(bytes) {
+        return Err(undecodable(
+            "the file ends before its end-of-image marker (a truncated upload?)".into(),
+        ));
+    }
+    let mut decoder = JpegDecoder::new_with_options(bytes, options);
+    let pixels = decoder
+        .decode()
+        .map_err(|e| undecodable(format!("{e:?}")))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| undecodable("no frame header".into()))?;
+    GrayImage::from_raw(u32::from(info.width), u32::from(info.height), pixels)
+        .ok_or_else(|| undecodable("the decoded size does not match the header".into()))
+}
+
+/// Walks the JPEG's segments from the start: true when the end-of-image marker is reached.
+/// Data after it (phone makers' trailers, MPF images) does not matter; decoders fill a
+/// truncated file with gray without a word, so this is what tells a cut-off upload.
+fn jpeg_reaches_its_end(bytes: &[u8]) -> bool {
+    let length_at = |i: usize| {
+        bytes
+            .get(i..i + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let mut i = 2;
+    loop {
+        if bytes.get(i) != Some(&0xFF) {
+            // Not where a marker should be: leave the verdict to the decoder.
+            return i < bytes.len();
+        }
+        while bytes.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return false;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => {}
+            _ => {
+                let Some(length) = length_at(i) else {
+                    return false;
+                };
+                i += length;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker that is neither a stuffed
+                    // zero nor a restart marker.
+                    loop {
+                        match (bytes.get(i), bytes.get(i + 1)) {
+                            (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => i += 2,
+                            (Some(0xFF), Some(_)) => break,
+                            (Some(_), _) => i += 1,
+                            (None, _) => return false,
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Runs decoding and extraction off the async runtime: at most `workers` images at once,
@@ -157,5 +235,30 @@ impl Analyzer {
                 Err(ImageError::Timeout(budget_ms))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jpeg_is_complete_only_up_to_its_end_marker() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x01, 0x02];
+        jpeg.extend_from_slice(&[
+            0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
+        ]);
+        assert!(!jpeg_reaches_its_end(&jpeg), "cut inside the scan");
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(jpeg_reaches_its_end(&jpeg));
+        jpeg.extend_from_slice(b"MPF trailer");
+        assert!(
+            jpeg_reaches_its_end(&jpeg),
+            "trailing data after the end marker is fine"
+        );
+        assert!(
+            !jpeg_reaches_its_end(&[0xFF, 0xD8, 0xFF, 0xE1, 0x10]),
+            "cut inside a segment header"
+        );
     }
 }

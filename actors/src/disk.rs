@@ -26,7 +26,7 @@ pub struct DiskConfig {
 }
 
 fn default_dir() -> PathBuf {
-    PathBuf::from("./data")
+    PathBuf::from("data")
 }
 
 impl Default for DiskConfig {

@@ -1,0 +1,133 @@
+//! Helpers shared by the integration tests: generated barcode images and an in-process app.
+#![allow(dead_code)] // each test binary uses a different part of these helpers
+
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use image::{DynamicImage, GrayImage, ImageFormat, Luma};
+use librarian::app::App;
+use librarian::config::{Config, Overrides};
+use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
+
+/// A barcode symbol drawn by rxing's writer, black on white, with a white margin.
+pub fn symbol(format: BarcodeFormat, text: &str, width: i32, height: i32) -> GrayImage {
+    let matrix = MultiFormatWriter
+        .encode(text, &format, width, height)
+        .expect("rxing writes the symbol");
+    let drawn = DynamicImage::from(&matrix).into_luma8();
+    let margin = 24;
+    let mut framed = GrayImage::from_pixel(
+        drawn.width() + 2 * margin,
+        drawn.height() + 2 * margin,
+        Luma([255]),
+    );
+    image::imageops::overlay(&mut framed, &drawn, margin.into(), margin.into());
+    framed
+}
+
+pub fn encode(image: &GrayImage, format: ImageFormat) -> Vec<u8> {
+    let mut out = Cursor::new(Vec::new());
+    DynamicImage::ImageLuma8(image.clone())
+        .write_to(&mut out, format)
+        .expect("encode");
+    out.into_inner()
+}
+
+pub fn png(image: &GrayImage) -> Vec<u8> {
+    encode(image, ImageFormat::Png)
+}
+
+pub fn jpeg(image: &GrayImage) -> Vec<u8> {
+    encode(image, ImageFormat::Jpeg)
+}
+
+/// Deterministic noise: each pixel moves by up to `amount` levels.
+pub fn noisy(image: &GrayImage, amount: i32) -> GrayImage {
+    let mut state: u32 = 0x2545_f491;
+    let mut out = image.clone();
+    for pixel in out.pixels_mut() {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        let delta = (state % (2 * amount as u32 + 1)) as i32 - amount;
+        pixel.0[0] = (i32::from(pixel.0[0]) + delta).clamp(0, 255) as u8;
+    }
+    out
+}
+
+/// The image placed at (x, y) on a larger mid-gray canvas, like a code in a phone photo.
+pub fn on_canvas(image: &GrayImage, width: u32, height: u32, x: i64, y: i64) -> GrayImage {
+    let mut canvas = GrayImage::from_pixel(width, height, Luma([170]));
+    image::imageops::overlay(&mut canvas, image, x, y);
+    canvas
+}
+
+pub fn inverted(image: &GrayImage) -> GrayImage {
+    let mut out = image.clone();
+    image::imageops::invert(&mut out);
+    out
+}
+
+/// A 100000 x 100000 PNG header (with a valid CRC) and no pixel data: a decompression bomb.
+pub fn png_bomb() -> Vec<u8> {
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(b"IHDR");
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    let crc = crc32(&ihdr);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png.extend_from_slice(&13u32.to_be_bytes());
+    png.extend_from_slice(&ihdr);
+    png.extend_from_slice(&crc.to_be_bytes());
+    // One tiny IDAT chunk: a decoder that trusted the header would allocate 10 GB for it.
+    let mut idat = b"IDAT".to_vec();
+    idat.extend_from_slice(&[0x78, 0x9c, 0x63, 0x00, 0x00, 0x00, 0x01, 0x00, 0x01]);
+    png.extend_from_slice(&((idat.len() - 4) as u32).to_be_bytes());
+    png.extend_from_slice(&idat);
+    png.extend_from_slice(&crc32(&idat).to_be_bytes());
+    png.extend_from_slice(&[0, 0, 0, 0, b'I', b'E', b'N', b'D', 0xae, 0x42, 0x60, 0x82]);
+    png
+}
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xedb8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+/// An app built from a TOML config written into `dir`, its disk actor writing to `dir/data`.
+pub async fn app(dir: &Path, extra_toml: &str) -> Arc<App> {
+    let data = dir.join("data");
+    let toml = format!(
+        "[actors.disk]\nkind = \"disk\"\ndir = \"{}\"\n{extra_toml}",
+        data.display()
+    );
+    let file = dir.join("librarian.toml");
+    std::fs::write(&file, toml).unwrap();
+    let overrides = Overrides {
+        config_file: Some(file),
+        ..Default::default()
+    };
+    let loaded = Config::load(&overrides).expect("test config loads");
+    Arc::new(App::build(loaded).await.expect("test app builds"))
+}
+
+/// Files in a folder, sorted; empty when the folder does not exist.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    found.sort();
+    found
+}

@@ -1,0 +1,604 @@
+//! HTTP-level tests against the in-process service: every status the API promises, with its
+//! problem+json body, and nothing written to disk when a submission is refused.
+
+mod common;
+
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use common::{app, files, jpeg, png, png_bomb, symbol};
+use rxing::BarcodeFormat;
+use salvo::http::header::{CONTENT_TYPE, LOCATION};
+use salvo::prelude::*;
+use salvo::test::{ResponseExt, TestClient};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const BASE: &str = "http://127.0.0.1:8080";
+const EAN: &str = "5449000000996";
+
+fn ean_png() -> Vec<u8> {
+    png(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160))
+}
+
+fn url(path: &str) -> String {
+    format!("{BASE}{path}")
+}
+
+async fn service(dir: &Path, extra_toml: &str) -> Service {
+    librarian::http::service(app(dir, extra_toml).await)
+}
+
+fn body(image: &[u8], labels: Value) -> Value {
+    json!({"image": STANDARD.encode(image), "labels": labels})
+}
+
+async fn json_of(res: &mut Response) -> Value {
+    res.take_json().await.expect("a JSON body")
+}
+
+/// Asserts a problem+json answer with this status and code, and returns its body.
+async fn problem(res: &mut Response, status: u16, code: &str) -> Value {
+    let status_seen = res.status_code.map(|s| s.as_u16());
+    if status_seen != Some(status) {
+        panic!(
+            "expected {status} {code}, got {status_seen:?}: {}",
+            res.take_string().await.unwrap_or_default()
+        );
+    }
+    let ctype = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ctype, "application/problem+json");
+    let body: Value = res.take_json().await.expect("problem body");
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "a detail in {body}"
+    );
+    assert!(body["type"].as_str().is_some_and(|t| t.ends_with(code)));
+    body
+}
+
+#[tokio::test]
+async fn put_stores_once_and_a_retry_answers_the_same_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let id = Uuid::new_v4();
+    let request = body(&ean_png(), json!({"class": 1}));
+    let mut res = TestClient::put(url(&format!("/api/v1/submissions/{id}")))
+        .json(&request)
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    assert_eq!(
+        res.headers().get(LOCATION).unwrap(),
+        &format!("/api/v1/submissions/{id}")
+    );
+    let record = json_of(&mut res).await;
+    assert_eq!(record["id"], id.to_string());
+    assert_eq!(record["labels"], json!({"class": 1}));
+    assert_eq!(record["image"]["format"], "png");
+    assert_eq!(record["barcodes"][0]["text"], EAN);
+    assert_eq!(record["barcodes"][0]["format"], "EAN_13");
+    assert_eq!(record["barcodes"][0]["kind"], "product");
+    assert_eq!(record["stored"][0]["actor"], "disk");
+    let data = dir.path().join("data");
+    let stored = files(&data);
+    let names: Vec<String> = stored
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, [format!("{id}.json"), format!("{id}.png")]);
+
+    let mut again = TestClient::put(url(&format!("/api/v1/submissions/{id}")))
+        .json(&request)
+        .send(&service)
+        .await;
+    assert_eq!(again.status_code, Some(StatusCode::OK));
+    assert_eq!(json_of(&mut again).await, record);
+    assert_eq!(files(&data), stored, "a retry stores nothing twice");
+}
+
+#[tokio::test]
+async fn the_same_id_with_other_content_is_a_conflict() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let path = url(&format!("/api/v1/submissions/{}", Uuid::new_v4()));
+    let first = TestClient::put(&path)
+        .json(&body(&ean_png(), json!({"class": 1})))
+        .send(&service)
+        .await;
+    assert_eq!(first.status_code, Some(StatusCode::CREATED));
+    let before = files(&dir.path().join("data"));
+    let mut res = TestClient::put(&path)
+        .json(&body(&ean_png(), json!({"class": 2})))
+        .send(&service)
+        .await;
+    problem(&mut res, 409, "submission.conflict").await;
+    assert_eq!(files(&dir.path().join("data")), before);
+}
+
+#[tokio::test]
+async fn post_chooses_a_time_ordered_id_and_reports_a_duplicate_image() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let mut first = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    assert_eq!(first.status_code, Some(StatusCode::CREATED));
+    let first = json_of(&mut first).await;
+    let id: Uuid = first["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(id.get_version_num(), 7);
+    assert!(first.get("duplicate_of").is_none());
+    let mut second = TestClient::put(url("/api/v1/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    assert_eq!(second.status_code, Some(StatusCode::CREATED));
+    assert_eq!(json_of(&mut second).await["duplicate_of"], first["id"]);
+    assert_eq!(files(&dir.path().join("data")).len(), 4, "both are stored");
+}
+
+#[tokio::test]
+async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let image = ean_png();
+
+    let boundary = "XlibrarianX";
+    let mut form = Vec::new();
+    form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+    form.extend_from_slice(&image);
+    form.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"labels\"\r\n\r\n{{\"color\": \"red\", \"class\": 9}}\r\n--{boundary}--\r\n").as_bytes());
+    let mut res = TestClient::post(url("/api/v1/submissions?class=3&filename=a.jpg&ok=true"))
+        .add_header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+            true,
+        )
+        .body(form)
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    let record = json_of(&mut res).await;
+    assert_eq!(
+        record["labels"],
+        json!({"class": 9, "filename": "a.jpg", "ok": true, "color": "red"})
+    );
+    assert_eq!(record["barcodes"][0]["text"], EAN);
+
+    let mut raw = TestClient::post(url("/api/v1/submissions?class=3"))
+        .add_header(CONTENT_TYPE, "image/png", true)
+        .body(image.clone())
+        .send(&service)
+        .await;
+    assert_eq!(raw.status_code, Some(StatusCode::CREATED));
+    assert_eq!(json_of(&mut raw).await["labels"], json!({"class": 3}));
+
+    let data_url = format!("data:image/png;base64,{}", STANDARD.encode(&image));
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&json!({"image": data_url}))
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    assert_eq!(json_of(&mut res).await["barcodes"][0]["text"], EAN);
+}
+
+#[tokio::test]
+async fn malformed_input_is_a_400_and_nothing_is_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let submit = || TestClient::post(url("/api/v1/submissions"));
+    let cases: Vec<(salvo::test::RequestBuilder, &str)> = vec![
+        (submit().raw_json("{\"image\": "), "body.malformed_json"),
+        (
+            submit().json(&json!({"image": "%%% not base64 %%%"})),
+            "image.bad_base64",
+        ),
+        (
+            submit().json(&json!({"labels": {"class": 1}})),
+            "image.missing",
+        ),
+        (
+            submit().json(&json!({"image": STANDARD.encode(ean_png()), "labels": [1, 2]})),
+            "labels.not_object",
+        ),
+        (
+            submit()
+                .add_header(CONTENT_TYPE, "multipart/form-data; boundary=zz", true)
+                .body("--zz\r\nnonsense"),
+            "body.malformed_multipart",
+        ),
+        (
+            TestClient::put(url("/api/v1/submissions/not-a-uuid"))
+                .json(&body(&ean_png(), json!({}))),
+            "id.invalid",
+        ),
+    ];
+    for (request, code) in cases {
+        let mut res = request.send(&service).await;
+        problem(&mut res, 400, code).await;
+    }
+    assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn unknown_pipelines_records_and_routes_are_404() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let mut res = TestClient::post(url("/api/v1/pipelines/nope/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 404, "pipeline.not_found").await;
+    let mut res = TestClient::get(url(&format!("/api/v1/submissions/{}", Uuid::new_v4())))
+        .send(&service)
+        .await;
+    problem(&mut res, 404, "record.not_found").await;
+    let mut res = TestClient::get(url(&format!(
+        "/api/v1/submissions/{}/image",
+        Uuid::new_v4()
+    )))
+    .send(&service)
+    .await;
+    problem(&mut res, 404, "record.not_found").await;
+    let mut res = TestClient::get(url("/api/v2/nothing")).send(&service).await;
+    problem(&mut res, 404, "route.not_found").await;
+    assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn a_body_over_the_configured_limit_is_a_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "[server]\nmax_body_bytes = 2000\n").await;
+    let big = body(&vec![7u8; 5000], json!({}));
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&big)
+        .send(&service)
+        .await;
+    let problem_body = problem(&mut res, 413, "body.too_large").await;
+    assert!(problem_body["detail"].as_str().unwrap().contains("2000"));
+    let mut raw = TestClient::post(url("/api/v1/submissions"))
+        .add_header(CONTENT_TYPE, "image/png", true)
+        .body(vec![0u8; 3000])
+        .send(&service)
+        .await;
+    problem(&mut raw, 413, "body.too_large").await;
+    assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn what_is_not_an_accepted_image_is_a_415() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[pipelines.jpeg-only]\nvalidators = [\"jpeg\"]\nactors = [\"disk\"]\n[validators.jpeg]\nkind = \"image\"\nformats = [\"jpeg\"]\n";
+    let service = service(dir.path(), extra).await;
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .text("hello")
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "body.unsupported_type").await;
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(b"\x89PNG\r\n\x1a\n but no chunk follows", json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "image.undecodable").await;
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&[0x13u8; 64], json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "image.unknown_format").await;
+    let photo = jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160));
+    let truncated = &photo[..photo.len() / 2];
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(truncated, json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "image.undecodable").await;
+    let mut res = TestClient::post(url("/api/v1/pipelines/jpeg-only/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "image.format_not_allowed").await;
+    let ok = TestClient::post(url("/api/v1/pipelines/jpeg-only/submissions"))
+        .json(&body(&photo, json!({})))
+        .send(&service)
+        .await;
+    assert_eq!(ok.status_code, Some(StatusCode::CREATED));
+    assert_eq!(
+        files(&dir.path().join("data")).len(),
+        2,
+        "only the accepted submission is stored"
+    );
+}
+
+#[tokio::test]
+async fn every_failing_validator_is_named_in_one_422() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[pipelines.default]
+validators = ["labels", "photo", "has-code", "gtin"]
+extractors = ["barcode"]
+actors = ["disk"]
+[validators.labels]
+kind = "json-schema"
+schema = { type = "object", required = ["class"], properties = { class = { type = "integer" }, gtin = { type = "string" } } }
+[validators.photo]
+kind = "image"
+min_width = 100
+max_pixels = 1000000
+[validators.has-code]
+kind = "barcode"
+required = true
+formats = ["QR_CODE"]
+[validators.gtin]
+kind = "label-matches"
+label = "gtin"
+check = "gtin"
+"#;
+    let service = service(dir.path(), extra).await;
+    let tiny = png(&image::GrayImage::from_pixel(40, 40, image::Luma([255])));
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&tiny, json!({"class": "three"})))
+        .send(&service)
+        .await;
+    let cheap = problem(&mut res, 422, "validation.failed").await;
+    let named: Vec<(&str, &str)> = cheap["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["validator"].as_str().unwrap(),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        named,
+        [("labels", "labels.schema"), ("photo", "image.too_narrow")]
+    );
+    assert_eq!(cheap["errors"][0]["path"], "/class");
+
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(
+            &ean_png(),
+            json!({"class": 1, "gtin": "4006381333931"}),
+        ))
+        .send(&service)
+        .await;
+    let late = problem(&mut res, 422, "validation.failed").await;
+    let named: Vec<&str> = late["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "barcode.format_not_allowed",
+            "barcode.missing",
+            "label.gtin_mismatch"
+        ]
+    );
+    assert_eq!(late["errors"][2]["path"], "/gtin");
+    assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn hostile_images_cost_one_4xx_and_the_service_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&png_bomb(), json!({})))
+        .send(&service)
+        .await;
+    let bomb = problem(&mut res, 422, "validation.failed").await;
+    assert_eq!(bomb["errors"][0]["code"], "image.too_many_pixels");
+    let garbage: Vec<u8> = (0..4096u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .add_header(CONTENT_TYPE, "image/jpeg", true)
+        .body(garbage)
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "image.unknown_format").await;
+    let res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    assert_eq!(
+        res.status_code,
+        Some(StatusCode::CREATED),
+        "still serving after hostile input"
+    );
+    assert_eq!(files(&dir.path().join("data")).len(), 2);
+}
+
+#[tokio::test]
+async fn records_images_and_history_read_back_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let mut ids = Vec::new();
+    for class in 0..3 {
+        let image = png(&symbol(
+            BarcodeFormat::QR_CODE,
+            &format!("item {class}"),
+            120,
+            120,
+        ));
+        let mut res = TestClient::post(url("/api/v1/submissions"))
+            .json(&body(&image, json!({"class": class})))
+            .send(&service)
+            .await;
+        ids.push(json_of(&mut res).await["id"].as_str().unwrap().to_owned());
+    }
+    let mut record = TestClient::get(url(&format!("/api/v1/submissions/{}", ids[1])))
+        .send(&service)
+        .await;
+    assert_eq!(json_of(&mut record).await["labels"]["class"], 1);
+    let mut image = TestClient::get(url(&format!("/api/v1/submissions/{}/image", ids[1])))
+        .send(&service)
+        .await;
+    assert_eq!(image.headers().get(CONTENT_TYPE).unwrap(), "image/png");
+    let bytes = image.take_bytes(None).await.unwrap();
+    assert!(bytes.starts_with(b"\x89PNG"));
+
+    let mut page = TestClient::get(url("/api/v1/submissions?limit=2"))
+        .send(&service)
+        .await;
+    let page = json_of(&mut page).await;
+    let listed: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
+    let next = page["next"].as_str().unwrap();
+    let mut rest = TestClient::get(url(next)).send(&service).await;
+    let rest = json_of(&mut rest).await;
+    assert_eq!(rest["records"][0]["id"], ids[0]);
+    assert_eq!(rest["next"], Value::Null);
+    let mut bad = TestClient::get(url("/api/v1/submissions?limit=0"))
+        .send(&service)
+        .await;
+    problem(&mut bad, 400, "query.invalid").await;
+}
+
+#[tokio::test]
+async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let qr = png(&symbol(
+        BarcodeFormat::QR_CODE,
+        "https://example.org/a",
+        150,
+        150,
+    ));
+    let images = json!({"images": [STANDARD.encode(ean_png()), STANDARD.encode(qr), STANDARD.encode(b"nope")]});
+    let mut res = TestClient::post(url("/api/v1/scan"))
+        .json(&images)
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::OK));
+    let results = json_of(&mut res).await["results"].clone();
+    assert_eq!(results[0]["barcodes"][0]["text"], EAN);
+    assert_eq!(results[1]["barcodes"][0]["text"], "https://example.org/a");
+    assert_eq!(results[1]["barcodes"][0]["kind"], "uri");
+    assert_eq!(results[2]["error"]["code"], "image.unknown_format");
+    assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn pipelines_describe_their_schema_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[pipelines.products]\nvalidators = [\"labels\"]\nactors = [\"disk\"]\n[validators.labels]\nkind = \"json-schema\"\nschema = { type = \"object\", properties = { class = { type = \"integer\" } } }\n";
+    let service = service(dir.path(), extra).await;
+    let mut list = TestClient::get(url("/api/v1/pipelines"))
+        .send(&service)
+        .await;
+    let names: Vec<String> = json_of(&mut list).await["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["default", "products"]);
+    let mut one = TestClient::get(url("/api/v1/pipelines/products"))
+        .send(&service)
+        .await;
+    let spec = json_of(&mut one).await;
+    assert_eq!(
+        spec["label_schema"]["properties"]["class"]["type"],
+        "integer"
+    );
+    assert_eq!(spec["image_field"], "image");
+    assert_eq!(spec["limits"]["max_body_bytes"], 25 * 1024 * 1024);
+}
+
+#[tokio::test]
+async fn health_docs_and_cors_preflight() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    for path in ["/healthz", "/readyz", "/openapi.json", "/docs", "/"] {
+        let res = TestClient::get(url(path)).send(&service).await;
+        assert_eq!(res.status_code, Some(StatusCode::OK), "{path}");
+    }
+    let mut ready = TestClient::get(url("/readyz")).send(&service).await;
+    assert_eq!(json_of(&mut ready).await["actors"]["disk"], "ready");
+    let preflight = TestClient::options(url(&format!("/api/v1/submissions/{}", Uuid::new_v4())))
+        .add_header("origin", "http://labeller.example", true)
+        .add_header("access-control-request-method", "PUT", true)
+        .add_header("access-control-request-headers", "content-type", true)
+        .send(&service)
+        .await;
+    assert_eq!(
+        preflight
+            .headers()
+            .get("access-control-allow-origin")
+            .unwrap(),
+        "*"
+    );
+    let methods = preflight
+        .headers()
+        .get("access-control-allow-methods")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(methods.contains("PUT"), "{methods}");
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_every_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let mut res = TestClient::get(url("/openapi.json")).send(&service).await;
+    let doc = json_of(&mut res).await;
+    let id = Uuid::new_v4();
+    for (path, method) in [
+        ("/api/v1/submissions", "post"),
+        ("/api/v1/submissions", "get"),
+        ("/api/v1/submissions/{id}", "put"),
+        ("/api/v1/submissions/{id}", "get"),
+        ("/api/v1/submissions/{id}/image", "get"),
+        ("/api/v1/pipelines", "get"),
+        ("/api/v1/pipelines/{name}", "get"),
+        ("/api/v1/pipelines/{name}/submissions", "post"),
+        ("/api/v1/pipelines/{name}/submissions/{id}", "put"),
+        ("/api/v1/scan", "post"),
+        ("/healthz", "get"),
+        ("/readyz", "get"),
+    ] {
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is documented"
+        );
+        // and the route exists: it never answers route.not_found
+        let concrete = path
+            .replace("{id}", &id.to_string())
+            .replace("{name}", "default");
+        let request = match method {
+            "get" => TestClient::get(url(&concrete)),
+            "put" => TestClient::put(url(&concrete)),
+            _ => TestClient::post(url(&concrete)),
+        };
+        let mut res = request.json(&json!({})).send(&service).await;
+        if res.status_code == Some(StatusCode::NOT_FOUND) {
+            assert_ne!(
+                json_of(&mut res).await["code"],
+                "route.not_found",
+                "{method} {path} is routed"
+            );
+        }
+    }
+}
