@@ -9,7 +9,7 @@ use image::GrayImage;
 use image::imageops::FilterType;
 use librarian_model::Barcode;
 use rxing::client::result::{ParsedRXingResult, ParsedRXingResultType, parseRXingResult};
-use rxing::common::HybridBinarizer;
+use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::{GenericMultipleBarcodeReader, MultipleBarcodeReader};
 use rxing::{
     BarcodeFormat, BinaryBitmap, DecodeHints, Luma8Source, MultiUseMultiFormatReader, RXingResult,
@@ -116,7 +116,22 @@ impl BarcodeExtractor {
     }
 
     /// Every code rxing finds in `image`, points multiplied by `scale`.
+    /// Every code rxing finds in `image`, points multiplied by `scale`. The local (hybrid)
+    /// binarizer suits uneven light; when it finds nothing, the global histogram one is
+    /// tried, which keeps the bars of a blurred 1D code apart better, and last a slightly
+    /// smoothed copy, which sensor noise no longer breaks into false edges.
     fn read(&self, image: &GrayImage, scale: f32) -> Vec<Barcode> {
+        let mut found = self.read_binarized(image, scale, false);
+        if found.is_empty() {
+            found = self.read_binarized(image, scale, true);
+        }
+        if found.is_empty() {
+            found = self.read_binarized(&image::imageops::blur(image, 1.0), scale, false);
+        }
+        found
+    }
+
+    fn read_binarized(&self, image: &GrayImage, scale: f32, global: bool) -> Vec<Barcode> {
         let (width, height) = image.dimensions();
         if width == 0 || height == 0 {
             return Vec::new();
@@ -125,10 +140,15 @@ impl BarcodeExtractor {
         // rxing can panic on unusual inputs; a panic costs this read, never the worker.
         let results = catch_unwind(AssertUnwindSafe(|| {
             let source = Luma8Source::new_with_slice(image.as_raw(), width, height)?;
-            let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
             let mut reader =
                 GenericMultipleBarcodeReader::new(MultiUseMultiFormatReader::default());
-            reader.decode_multiple_with_hints(&mut bitmap, &hints)
+            if global {
+                let mut bitmap = BinaryBitmap::new(GlobalHistogramBinarizer::new(source));
+                reader.decode_multiple_with_hints(&mut bitmap, &hints)
+            } else {
+                let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+                reader.decode_multiple_with_hints(&mut bitmap, &hints)
+            }
         }));
         match results {
             Ok(Ok(found)) => found.iter().map(|r| to_barcode(r, scale)).collect(),

@@ -1,0 +1,224 @@
+//! Barcode extraction on generated images: every common format, and the photo troubles the
+//! extractor must survive (rotation, scaling, inversion, blur, noise, a code small in a large
+//! photo, several codes at once), plus inputs known to hang or panic rxing.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{inverted, noisy, on_canvas, png, symbol};
+use image::GrayImage;
+use image::imageops::{self, FilterType};
+use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extracted, Extractor};
+use librarian::imaging::{Analyzer, ImageError, probe};
+use librarian_model::Barcode;
+use rxing::BarcodeFormat;
+
+fn read_with(config: &BarcodeExtractorConfig, image: &GrayImage) -> Vec<Barcode> {
+    let extractor = BarcodeExtractor::new(config).unwrap();
+    let mut found = Extracted::default();
+    extractor.extract(image, &mut found);
+    found.barcodes
+}
+
+fn read(image: &GrayImage) -> Vec<Barcode> {
+    read_with(&BarcodeExtractorConfig::default(), image)
+}
+
+fn texts(found: &[Barcode]) -> Vec<String> {
+    let mut texts: Vec<String> = found
+        .iter()
+        .map(|b| format!("{} {}", b.format, b.text))
+        .collect();
+    texts.sort();
+    texts
+}
+
+fn ean() -> GrayImage {
+    symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)
+}
+
+fn qr() -> GrayImage {
+    symbol(
+        BarcodeFormat::QR_CODE,
+        "https://example.org/item/42",
+        200,
+        200,
+    )
+}
+
+#[test]
+fn reads_every_common_format() {
+    let cases = [
+        (BarcodeFormat::EAN_13, "4006381333931", 380, 160),
+        (BarcodeFormat::EAN_8, "96385074", 300, 160),
+        (BarcodeFormat::UPC_A, "036000291452", 380, 160),
+        (BarcodeFormat::UPC_E, "01234565", 300, 160),
+        (BarcodeFormat::CODE_128, "LIB-2026-0042", 420, 160),
+        (BarcodeFormat::CODE_39, "LIBRARIAN", 520, 160),
+        (BarcodeFormat::ITF, "00012345678905", 420, 160),
+        (BarcodeFormat::QR_CODE, "hello librarian", 200, 200),
+        (BarcodeFormat::DATA_MATRIX, "DM 12345", 160, 160),
+        (BarcodeFormat::AZTEC, "aztec text", 200, 200),
+        (BarcodeFormat::PDF_417, "pdf417 payload", 400, 200),
+    ];
+    for (format, text, width, height) in cases {
+        let found = read(&symbol(format, text, width, height));
+        assert_eq!(texts(&found), [format!("{format:?} {text}")], "{format:?}");
+    }
+}
+
+#[test]
+fn reports_kind_and_corner_points() {
+    let found = read(&qr());
+    assert_eq!(found[0].kind, "uri");
+    assert!(found[0].points.len() >= 3);
+    let isbn = read(&symbol(BarcodeFormat::EAN_13, "9780306406157", 380, 160));
+    assert_eq!(isbn[0].kind, "isbn");
+    let product = read(&ean());
+    assert_eq!(product[0].kind, "product");
+    assert_eq!(product[0].points.len(), 2, "a 1D code has its two ends");
+}
+
+#[test]
+fn reads_rotated_codes() {
+    for rotated in [
+        imageops::rotate90(&ean()),
+        imageops::rotate180(&ean()),
+        imageops::rotate270(&ean()),
+    ] {
+        assert_eq!(texts(&read(&rotated)), ["EAN_13 5449000000996"]);
+    }
+    assert_eq!(
+        texts(&read(&imageops::rotate90(&qr()))),
+        ["QR_CODE https://example.org/item/42"]
+    );
+}
+
+#[test]
+fn reads_scaled_down_codes() {
+    let small_ean = imageops::resize(&ean(), 230, 97, FilterType::Triangle);
+    assert_eq!(texts(&read(&small_ean)), ["EAN_13 5449000000996"]);
+    let small_qr = imageops::resize(&qr(), 110, 110, FilterType::Triangle);
+    assert_eq!(
+        texts(&read(&small_qr)),
+        ["QR_CODE https://example.org/item/42"]
+    );
+}
+
+#[test]
+fn reads_inverted_codes_and_only_when_asked() {
+    let light_on_dark = inverted(&qr());
+    assert_eq!(
+        texts(&read(&light_on_dark)),
+        ["QR_CODE https://example.org/item/42"]
+    );
+    let plain = BarcodeExtractorConfig {
+        also_inverted: false,
+        ..Default::default()
+    };
+    assert!(read_with(&plain, &light_on_dark).is_empty());
+    assert_eq!(texts(&read(&inverted(&ean()))), ["EAN_13 5449000000996"]);
+}
+
+#[test]
+fn reads_blurred_and_noisy_codes() {
+    assert_eq!(
+        texts(&read(&imageops::blur(&ean(), 1.5))),
+        ["EAN_13 5449000000996"]
+    );
+    assert_eq!(
+        texts(&read(&imageops::blur(&qr(), 1.5))),
+        ["QR_CODE https://example.org/item/42"]
+    );
+    assert_eq!(texts(&read(&noisy(&ean(), 60))), ["EAN_13 5449000000996"]);
+    assert_eq!(
+        texts(&read(&noisy(&qr(), 60))),
+        ["QR_CODE https://example.org/item/42"]
+    );
+}
+
+#[test]
+fn reads_every_code_in_one_image() {
+    let mut both = on_canvas(&ean(), 900, 400, 20, 100);
+    imageops::overlay(&mut both, &qr(), 600, 80);
+    assert_eq!(
+        texts(&read(&both)),
+        [
+            "EAN_13 5449000000996",
+            "QR_CODE https://example.org/item/42"
+        ]
+    );
+}
+
+#[test]
+fn finds_a_small_code_in_a_phone_sized_photo_with_points_in_its_pixels() {
+    let photo = on_canvas(&ean(), 4000, 3000, 2600, 1900);
+    let found = read(&photo);
+    assert_eq!(texts(&found), ["EAN_13 5449000000996"]);
+    for [x, y] in &found[0].points {
+        assert!(
+            (2600.0..3100.0).contains(x) && (1900.0..2150.0).contains(y),
+            "point {x},{y} lies on the code in the photo"
+        );
+    }
+}
+
+#[test]
+fn the_format_filter_leaves_other_codes_out() {
+    let mut both = on_canvas(&ean(), 900, 400, 20, 100);
+    imageops::overlay(&mut both, &qr(), 600, 80);
+    let only_qr = BarcodeExtractorConfig {
+        formats: vec!["QR_CODE".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        texts(&read_with(&only_qr, &both)),
+        ["QR_CODE https://example.org/item/42"]
+    );
+    let unknown = BarcodeExtractorConfig {
+        formats: vec!["EAN_99".into()],
+        ..Default::default()
+    };
+    assert!(BarcodeExtractor::new(&unknown).is_err());
+}
+
+#[tokio::test]
+async fn inputs_that_trouble_rxing_return_within_the_budget_with_no_code() {
+    let budget = Duration::from_secs(5);
+    let analyzer = Analyzer::new(2, budget);
+    let extractor: Arc<dyn Extractor> =
+        Arc::new(BarcodeExtractor::new(&BarcodeExtractorConfig::default()).unwrap());
+    let narrow = png(&GrayImage::from_fn(8, 518, |x, y| {
+        image::Luma([if (x + y / 3) % 2 == 0 { 0 } else { 255 }])
+    }));
+    let single = png(&GrayImage::from_pixel(1, 1, image::Luma([0])));
+    let random = png(&GrayImage::from_fn(300, 200, |x, y| {
+        image::Luma([((x * 7919 + y * 104_729) % 251) as u8])
+    }));
+    for (name, bytes) in [
+        ("8x518", narrow),
+        ("1x1", single),
+        ("random pixels", random),
+    ] {
+        let facts = probe(&bytes).unwrap();
+        let started = Instant::now();
+        let result = analyzer
+            .analyze(bytes.into(), facts, u64::MAX, vec![extractor.clone()])
+            .await;
+        assert!(
+            started.elapsed() <= budget + Duration::from_secs(1),
+            "{name} returned within the budget"
+        );
+        match result {
+            Ok(found) => assert!(found.barcodes.is_empty(), "{name}: no code"),
+            Err(e) => assert!(matches!(e, ImageError::Timeout(_)), "{name}: {e}"),
+        }
+    }
+    let empty = probe(&[]);
+    assert!(
+        matches!(empty, Err(ImageError::UnknownFormat)),
+        "an empty body is no image"
+    );
+}

@@ -1,0 +1,285 @@
+//! The command line, run as a user runs it: the real binary, real files, real environment.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{files, png, symbol};
+use rxing::BarcodeFormat;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_librarian");
+
+/// Runs the binary in `dir` with a clean LIBRARIAN_* environment plus `env`.
+fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(BIN);
+    command.current_dir(dir).args(args);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
+        command.env_remove(key);
+    }
+    command.envs(env.iter().copied());
+    command.output().expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn check(dir: &Path, file: &str, text: &str, env: &[(&str, &str)]) -> Output {
+    std::fs::write(dir.join(file), text).unwrap();
+    run(dir, &["config", "check", "--config", file], env)
+}
+
+#[test]
+fn scan_prints_one_json_line_per_image() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("ean.png"),
+        png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("qr.png"),
+        png(&symbol(BarcodeFormat::QR_CODE, "hello", 150, 150)),
+    )
+    .unwrap();
+    let output = run(dir.path(), &["scan", "ean.png", "qr.png"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let lines: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["path"], "ean.png");
+    assert_eq!(lines[0]["barcodes"][0]["text"], "5449000000996");
+    assert_eq!(lines[0]["barcodes"][0]["format"], "EAN_13");
+    assert_eq!(lines[0]["barcodes"][0]["kind"], "product");
+    assert!(lines[0]["barcodes"][0]["points"].is_array());
+    assert!(lines[0]["ms"].is_number());
+    assert_eq!(lines[1]["barcodes"][0]["text"], "hello");
+    assert!(
+        files(&dir.path().join("data")).is_empty(),
+        "scan stores nothing"
+    );
+}
+
+#[test]
+fn config_check_prints_the_effective_config_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml =
+        "[server]\nmax_body_bytes = 1000\n[actors.disk]\nkind = \"disk\"\ndir = \"records\"\n";
+    let output = check(
+        dir.path(),
+        "librarian.toml",
+        toml,
+        &[("LIBRARIAN_SERVER__BIND", "0.0.0.0:9000")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(effective["server"]["max_body_bytes"], 1000, "from the file");
+    assert_eq!(
+        effective["server"]["bind"], "0.0.0.0:9000",
+        "the environment wins over the file"
+    );
+    assert_eq!(effective["actors"]["disk"]["dir"], "records");
+    assert_eq!(effective["pipelines"]["default"]["actors"][0], "disk");
+}
+
+#[test]
+fn yaml_json_dotenv_and_environment_layers() {
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = "server:\n  max_body_bytes: 1234\npipelines:\n  products:\n    actors: [disk]\n";
+    let output = check(dir.path(), "c.yaml", yaml, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(effective["server"]["max_body_bytes"], 1234);
+    assert!(
+        effective["pipelines"]["products"].is_object()
+            && effective["pipelines"]["default"].is_object()
+    );
+
+    std::fs::write(
+        dir.path().join(".env"),
+        "LIBRARIAN_SERVER__MAX_BODY_BYTES=777\nLIBRARIAN_SERVER__BIND=127.0.0.1:7000\n",
+    )
+    .unwrap();
+    let output = check(
+        dir.path(),
+        "c.json",
+        r#"{"server": {"max_body_bytes": 55}}"#,
+        &[("LIBRARIAN_SERVER__BIND", "127.0.0.1:7001")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        effective["server"]["max_body_bytes"], 777,
+        ".env wins over the file"
+    );
+    assert_eq!(
+        effective["server"]["bind"], "127.0.0.1:7001",
+        "the environment wins over .env"
+    );
+}
+
+#[test]
+fn env_only_configuration_builds_named_components() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("LIBRARIAN_PIPELINES__SHELF__ACTORS", "[shelf]"),
+        ("LIBRARIAN_PIPELINES__SHELF__VALIDATORS", "[big]"),
+        ("LIBRARIAN_ACTORS__SHELF__KIND", "disk"),
+        ("LIBRARIAN_ACTORS__SHELF__DIR", "shelf-data"),
+        ("LIBRARIAN_VALIDATORS__BIG__KIND", "image"),
+        ("LIBRARIAN_VALIDATORS__BIG__MIN_WIDTH", "800"),
+    ];
+    let output = run(dir.path(), &["config", "check"], &env);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(effective["pipelines"]["shelf"]["actors"][0], "shelf");
+    assert_eq!(effective["validators"]["big"]["min_width"], 800);
+    assert_eq!(effective["actors"]["shelf"]["dir"], "shelf-data");
+}
+
+#[test]
+fn bad_configs_are_refused_with_the_key_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("[validators.x]\nkind = \"no-such-kind\"\n", "no-such-kind"),
+        (
+            "[validators.x]\nkind = \"image\"\nmax_widht = 3\n",
+            "max_widht",
+        ),
+        (
+            "[pipelines.default]\nactors = [\"archive\"]\n",
+            "pipelines.default.actors[0]: no actor named `archive`",
+        ),
+        (
+            "[pipelines.default]\nvalidators = [\"labels\"]\nactors = [\"disk\"]\n[validators.labels]\nkind = \"json-schema\"\nschema = { type = 12 }\n",
+            "validators.labels: invalid JSON Schema",
+        ),
+        (
+            "[server]\nmax_body_bytes = \"big\"\n",
+            "server.max_body_bytes",
+        ),
+        ("[server]\nbind = \"everywhere\"\n", "server.bind"),
+        ("[serverr]\nbind = \"127.0.0.1:1\"\n", "serverr"),
+    ];
+    for (toml, expected) in cases {
+        let output = check(dir.path(), "bad.toml", toml, &[]);
+        assert!(!output.status.success(), "refused: {toml}");
+        let message = stderr(&output);
+        assert!(
+            message.contains(expected),
+            "`{expected}` named in: {message}"
+        );
+    }
+    let missing = run(
+        dir.path(),
+        &["config", "check", "--config", "nope.toml"],
+        &[],
+    );
+    assert!(stderr(&missing).contains("nope.toml"));
+}
+
+#[test]
+fn describe_prints_every_kind_with_options_and_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(dir.path(), &["describe"], &[]);
+    assert!(output.status.success());
+    let text = stdout(&output);
+    for kind in ["json-schema", "image", "barcode", "label-matches", "disk"] {
+        assert!(
+            text.contains(&format!("kind = \"{kind}\"")),
+            "{kind} described"
+        );
+    }
+    assert!(
+        text.contains("detect_max_side: integer, default 1600"),
+        "{text}"
+    );
+    assert!(text.contains("dir: string, default \"data\""), "{text}");
+    let actors = stdout(&run(dir.path(), &["describe", "actors"], &[]));
+    assert!(actors.contains("[actors.<name>]") && !actors.contains("json-schema"));
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--bind", &address, "-q"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let url = format!("http://{address}");
+    let started = Instant::now();
+    while ureq::get(format!("{url}/healthz")).call().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server starts"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::fs::write(
+        dir.path().join("photo.png"),
+        png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)),
+    )
+    .unwrap();
+    let id = uuid::Uuid::new_v4().to_string();
+    let args = [
+        "submit",
+        "photo.png",
+        "--labels",
+        "{\"class\": 1}",
+        "--url",
+        &url,
+        "--id",
+        &id,
+    ];
+    let output = run(dir.path(), &args, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let record: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(record["barcodes"][0]["text"], "5449000000996");
+    let names: Vec<String> = files(&dir.path().join("data"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into())
+        .collect();
+    assert_eq!(names, [format!("{id}.json"), format!("{id}.png")]);
+    let again = run(dir.path(), &args, &[]);
+    assert!(
+        again.status.success(),
+        "a repeated submit is answered with the stored record"
+    );
+    let refused = run(
+        dir.path(),
+        &["submit", "photo.png", "--labels", "[1]", "--url", &url],
+        &[],
+    );
+    assert!(!refused.status.success());
+}
