@@ -1,13 +1,21 @@
 //! The running service's state: every pipeline built from a checked config.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{ConfigError, DEFAULT_PIPELINE, Loaded};
+use crate::config::{Config, ConfigError, DEFAULT_PIPELINE, Loaded, PipelineConfig};
 use crate::extract;
 use crate::imaging::Analyzer;
 use crate::pipeline::{Named, Pipeline};
+
+/// The names of one kind of component that some pipeline uses, each once.
+fn used<'a>(
+    config: &'a Config,
+    names: impl Fn(&'a PipelineConfig) -> &'a Vec<String>,
+) -> BTreeSet<&'a String> {
+    config.pipelines.values().flat_map(names).collect()
+}
 
 pub struct App {
     pub loaded: Loaded,
@@ -26,38 +34,25 @@ impl App {
         let mut extractors = BTreeMap::new();
         let mut actors = BTreeMap::new();
         let mut problems = Vec::new();
-        for pipeline in config.pipelines.values() {
-            for name in &pipeline.validators {
-                if !validators.contains_key(name) {
-                    match librarian_validators::build(&config.validators[name], &loaded.base_dir) {
-                        Ok(v) => drop(validators.insert(name.clone(), Arc::from(v))),
-                        Err(e) => problems.push(ConfigError::key(
-                            format!("validators.{name}"),
-                            e.to_string(),
-                        )),
-                    }
-                }
+        let mut failed = |section: &str, name: &str, reason: String| {
+            problems.push(ConfigError::key(format!("{section}.{name}"), reason));
+        };
+        for name in used(config, |p| &p.validators) {
+            match librarian_validators::build(&config.validators[name], &loaded.base_dir) {
+                Ok(v) => drop(validators.insert(name.clone(), Arc::from(v))),
+                Err(e) => failed("validators", name, e.to_string()),
             }
-            for name in &pipeline.extractors {
-                if !extractors.contains_key(name) {
-                    match extract::build(&config.extractors[name]) {
-                        Ok(e) => drop(extractors.insert(name.clone(), Arc::from(e))),
-                        Err(e) => problems.push(ConfigError::key(
-                            format!("extractors.{name}"),
-                            e.to_string(),
-                        )),
-                    }
-                }
+        }
+        for name in used(config, |p| &p.extractors) {
+            match extract::build(&config.extractors[name]) {
+                Ok(e) => drop(extractors.insert(name.clone(), Arc::from(e))),
+                Err(e) => failed("extractors", name, e.to_string()),
             }
-            for name in &pipeline.actors {
-                if !actors.contains_key(name) {
-                    match librarian_actors::build(&config.actors[name]).await {
-                        Ok(a) => drop(actors.insert(name.clone(), a)),
-                        Err(e) => {
-                            problems.push(ConfigError::key(format!("actors.{name}"), e.to_string()))
-                        }
-                    }
-                }
+        }
+        for name in used(config, |p| &p.actors) {
+            match librarian_actors::build(&config.actors[name]).await {
+                Ok(a) => drop(actors.insert(name.clone(), a)),
+                Err(e) => failed("actors", name, e.to_string()),
             }
         }
         if !problems.is_empty() {

@@ -172,10 +172,10 @@ impl Config {
         if let Some(bind) = &overrides.bind {
             figment = figment.merge(Serialized::default("server.bind", bind));
         }
+        figment = with_builtins(figment)?;
         let mut config: Config = figment
             .extract()
             .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
-        config.add_defaults();
         if let Some(dir) = &overrides.data_dir {
             match config.actors.get_mut("disk") {
                 Some(ActorConfig::Disk(disk)) => disk.dir = dir.clone(),
@@ -196,31 +196,35 @@ impl Config {
         Ok(Loaded { config, base_dir })
     }
 
-    /// Adds the built-in components `photo` (a permissive image validator), `barcode` and
-    /// `disk` where the config does not define those names, and the `default` pipeline made of
-    /// them when the config has none.
-    pub fn add_defaults(&mut self) {
-        self.validators.entry("photo".into()).or_insert_with(|| {
+    /// The built-in components `photo` (a permissive image validator), `barcode` and `disk`,
+    /// and the `default` pipeline made of them.
+    pub fn builtin() -> Self {
+        let mut config = Self::default();
+        config.validators.insert(
+            "photo".into(),
             ValidatorConfig::Image(ImageRuleConfig {
                 max_pixels: Some(100_000_000),
                 ..Default::default()
-            })
-        });
-        self.extractors
-            .entry("barcode".into())
-            .or_insert_with(|| ExtractorConfig::Barcode(BarcodeExtractorConfig::default()));
-        self.actors
-            .entry("disk".into())
-            .or_insert_with(|| ActorConfig::Disk(DiskConfig::default()));
-        self.pipelines
-            .entry(DEFAULT_PIPELINE.into())
-            .or_insert_with(|| PipelineConfig {
+            }),
+        );
+        config.extractors.insert(
+            "barcode".into(),
+            ExtractorConfig::Barcode(BarcodeExtractorConfig::default()),
+        );
+        config
+            .actors
+            .insert("disk".into(), ActorConfig::Disk(DiskConfig::default()));
+        config.pipelines.insert(
+            DEFAULT_PIPELINE.into(),
+            PipelineConfig {
                 validators: vec!["photo".into()],
                 extractors: vec!["barcode".into()],
                 actors: vec!["disk".into()],
                 image_field: default_image_field(),
                 labels_field: default_labels_field(),
-            });
+            },
+        );
+        config
     }
 
     /// Cross-field checks: every problem is reported, each with its key.
@@ -304,6 +308,25 @@ impl Config {
     }
 }
 
+/// Adds each built-in component and the built-in `default` pipeline beneath the user's
+/// layers. An entry the user gave a `kind` is entirely the user's; an entry without one (say,
+/// only `LIBRARIAN_ACTORS__DISK__DIR`) keeps the built-in kind and other settings.
+fn with_builtins(mut figment: Figment) -> Result<Figment, ConfigError> {
+    let given: serde_json::Value = figment
+        .extract()
+        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+    let builtin = serde_json::to_value(Config::builtin()).unwrap_or_default();
+    for section in ["validators", "extractors", "actors", "pipelines"] {
+        for (name, value) in builtin[section].as_object().into_iter().flatten() {
+            let entry = &given[section][name];
+            if section == "pipelines" || entry.get("kind").is_none() {
+                figment = figment.join(Serialized::default(&format!("{section}.{name}"), value));
+            }
+        }
+    }
+    Ok(figment)
+}
+
 const SECRET_WORDS: [&str; 5] = ["secret", "password", "token", "access_key", "private_key"];
 
 fn redact(value: &mut serde_json::Value) {
@@ -364,8 +387,7 @@ mod tests {
 
     #[test]
     fn a_missing_component_is_named_with_its_key() {
-        let mut config = Config::default();
-        config.add_defaults();
+        let mut config = Config::builtin();
         config
             .pipelines
             .get_mut("default")

@@ -14,6 +14,9 @@ use uuid::Uuid;
 use crate::extract::{Extracted, Extractor};
 use crate::imaging::{Analyzer, DECODE_PIXEL_LIMIT, ImageError, probe};
 
+/// What an actor's methods return: a boxed future, as `async_trait` makes them.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
 /// A component with the name the config gave it.
 pub struct Named<T: ?Sized> {
     pub name: String,
@@ -74,37 +77,29 @@ impl Pipeline {
         }
     }
 
-    pub async fn record(&self, id: Uuid) -> Result<Option<Record>, SubmitError> {
+    /// Asks the reading actor; a pipeline without one reads as empty.
+    async fn read<'a, T: Default>(
+        &'a self,
+        op: impl FnOnce(&'a dyn Actor) -> BoxFuture<'a, Result<T, ActorError>>,
+    ) -> Result<T, SubmitError> {
         let Some(reader) = self.reader() else {
-            return Ok(None);
+            return Ok(T::default());
         };
-        reader
-            .component
-            .record(id)
+        op(reader.component.as_ref())
             .await
             .map_err(|e| Self::read_failed(reader, e))
+    }
+
+    pub async fn record(&self, id: Uuid) -> Result<Option<Record>, SubmitError> {
+        self.read(|actor| actor.record(id)).await
     }
 
     pub async fn image(&self, id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, SubmitError> {
-        let Some(reader) = self.reader() else {
-            return Ok(None);
-        };
-        reader
-            .component
-            .image(id)
-            .await
-            .map_err(|e| Self::read_failed(reader, e))
+        self.read(|actor| actor.image(id)).await
     }
 
     pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, SubmitError> {
-        let Some(reader) = self.reader() else {
-            return Ok(Vec::new());
-        };
-        reader
-            .component
-            .history(query)
-            .await
-            .map_err(|e| Self::read_failed(reader, e))
+        self.read(|actor| actor.history(query)).await
     }
 
     /// The largest image the validators let through, capped by the decoder's own limit.
@@ -205,14 +200,7 @@ impl Pipeline {
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
-        let duplicate_of = match self.reader() {
-            Some(reader) => reader
-                .component
-                .find_image(&facts.sha256)
-                .await
-                .map_err(|e| Self::read_failed(reader, e))?,
-            None => None,
-        };
+        let duplicate_of = self.read(|actor| actor.find_image(&facts.sha256)).await?;
         let mut record = Record {
             id: id.unwrap_or_else(Uuid::now_v7),
             pipeline: self.name.clone(),

@@ -283,3 +283,59 @@ fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
     );
     assert!(!refused.status.success());
 }
+
+#[test]
+fn one_environment_variable_adjusts_a_built_in_component() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run(
+        dir.path(),
+        &["config", "check"],
+        &[("LIBRARIAN_ACTORS__DISK__DIR", "/srv/records")],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        effective["actors"]["disk"],
+        serde_json::json!({"kind": "disk", "dir": "/srv/records"})
+    );
+}
+
+#[test]
+fn the_example_configs_are_valid() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
+    let dir = tempfile::tempdir().unwrap();
+    for file in ["local.toml", "multi-pipeline.toml"] {
+        let output = run(
+            dir.path(),
+            &[
+                "config",
+                "check",
+                "--config",
+                examples.join(file).to_str().unwrap(),
+            ],
+            &[],
+        );
+        assert!(output.status.success(), "{file}: {}", stderr(&output));
+    }
+    let env_file = std::fs::read_to_string(examples.join("env-only.env")).unwrap();
+    let env: Vec<(&str, &str)> = env_file
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| l.split_once('=').unwrap())
+        .map(|(k, v)| {
+            if k == "LIBRARIAN_ACTORS__SHELF__DIR" {
+                (k, "shelf")
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let output = run(dir.path(), &["config", "check"], &env);
+    assert!(output.status.success(), "env-only.env: {}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        effective["server"]["cors_origins"][0],
+        "https://labels.example.org"
+    );
+    assert_eq!(effective["validators"]["has_code"]["formats"][1], "UPC_A");
+}

@@ -251,6 +251,10 @@ async fn unknown_pipelines_records_and_routes_are_404() {
     problem(&mut res, 404, "record.not_found").await;
     let mut res = TestClient::get(url("/api/v2/nothing")).send(&service).await;
     problem(&mut res, 404, "route.not_found").await;
+    let mut res = TestClient::delete(url("/api/v1/submissions"))
+        .send(&service)
+        .await;
+    problem(&mut res, 405, "route.method_not_allowed").await;
     assert!(files(&dir.path().join("data")).is_empty());
 }
 

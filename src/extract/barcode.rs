@@ -205,8 +205,13 @@ pub fn parse_format(name: &str) -> Result<BarcodeFormat, BuildError> {
     }
 }
 
-fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
-    let kind = match parseRXingResult(result).getType() {
+/// What the text means, by rxing's result parser. The parser panics on some texts (it mixes
+/// byte and character offsets on non-ASCII vCard-like fields); such a text is plain `text`.
+fn kind(result: &RXingResult) -> &'static str {
+    let Ok(parsed) = catch_unwind(AssertUnwindSafe(|| parseRXingResult(result).getType())) else {
+        return "text";
+    };
+    match parsed {
         ParsedRXingResultType::Addressbook => "contact",
         ParsedRXingResultType::EmailAddress => "email",
         ParsedRXingResultType::Product => "product",
@@ -220,15 +225,44 @@ fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
         ParsedRXingResultType::Isbn => "isbn",
         ParsedRXingResultType::Vin => "vin",
         ParsedRXingResultType::Other => "other",
-    };
+    }
+}
+
+fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
     Barcode {
         text: result.getText().to_owned(),
         format: format!("{:?}", result.getBarcodeFormat()),
-        kind: kind.to_owned(),
+        kind: kind(result).to_owned(),
         points: result
             .getPoints()
             .iter()
             .map(|p| [p.x * scale, p.y * scale])
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(text: &str, format: BarcodeFormat) -> RXingResult {
+        RXingResult::new(text, text.as_bytes().to_vec(), Vec::new(), format)
+    }
+
+    #[test]
+    fn a_text_that_panics_the_result_parser_is_plain_text() {
+        let panicking = result(
+            "MECARD:N:\u{f6}\u{f6}\u{f6}\u{f6}\u{f6}\u{f6}\u{f6}\u{f6};",
+            BarcodeFormat::QR_CODE,
+        );
+        assert!(
+            catch_unwind(AssertUnwindSafe(|| parseRXingResult(&panicking))).is_err(),
+            "rxing still panics here"
+        );
+        assert_eq!(kind(&panicking), "text");
+        assert_eq!(
+            kind(&result("MECARD:N:Jorg;TEL:123;;", BarcodeFormat::QR_CODE)),
+            "contact"
+        );
     }
 }

@@ -15,7 +15,7 @@ use super::intake::{Fields, InputError, decode_image_text, read_body, read_submi
 use super::problem::Problem;
 use crate::app::App;
 use crate::config::DEFAULT_PIPELINE;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{BoxFuture, Pipeline, SubmitError};
 
 const MAX_PAGE: usize = 100;
 const MAX_SCAN_IMAGES: usize = 32;
@@ -71,13 +71,21 @@ pub async fn submit(
     Ok(())
 }
 
-/// Pipelines in the order reads should try them: `default` first.
-fn readers(app: &App) -> impl Iterator<Item = &Arc<Pipeline>> {
-    std::iter::once(app.default_pipeline()).chain(
-        app.pipelines
-            .values()
-            .filter(|p| p.name != DEFAULT_PIPELINE),
-    )
+/// The first answer of the pipelines' readers, `default` first.
+async fn read_any<'a, T>(
+    app: &'a App,
+    op: impl Fn(&'a Pipeline) -> BoxFuture<'a, Result<Option<T>, SubmitError>>,
+) -> Result<Option<T>, Problem> {
+    let others = app
+        .pipelines
+        .values()
+        .filter(|p| p.name != DEFAULT_PIPELINE);
+    for pipeline in std::iter::once(app.default_pipeline()).chain(others) {
+        if let Some(found) = op(pipeline).await? {
+            return Ok(Some(found));
+        }
+    }
+    Ok(None)
 }
 
 #[handler]
@@ -88,16 +96,11 @@ pub async fn get_record(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
-    for pipeline in readers(&app) {
-        if let Some(record) = pipeline.record(id).await? {
-            res.render(Json(record));
-            return Ok(());
-        }
-    }
-    Err(Problem::not_found(
-        "record.not_found",
-        format!("no record with id {id}"),
-    ))
+    let record = read_any(&app, |p| Box::pin(p.record(id))).await?;
+    let record = record
+        .ok_or_else(|| Problem::not_found("record.not_found", format!("no record with id {id}")))?;
+    res.render(Json(record));
+    Ok(())
 }
 
 #[handler]
@@ -108,18 +111,13 @@ pub async fn get_image(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
-    for pipeline in readers(&app) {
-        if let Some((bytes, format)) = pipeline.image(id).await? {
-            res.headers_mut()
-                .insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
-            res.body(bytes);
-            return Ok(());
-        }
-    }
-    Err(Problem::not_found(
-        "record.not_found",
-        format!("no image for id {id}"),
-    ))
+    let image = read_any(&app, |p| Box::pin(p.image(id))).await?;
+    let (bytes, format) = image
+        .ok_or_else(|| Problem::not_found("record.not_found", format!("no image for id {id}")))?;
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
+    res.body(bytes);
+    Ok(())
 }
 
 #[handler]

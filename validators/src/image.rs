@@ -12,12 +12,16 @@ pub struct ImageRuleConfig {
     /// Allowed formats; empty allows every format Librarian reads. Others are refused with 415.
     #[serde(default)]
     pub formats: Vec<ImageFormat>,
+    /// Narrowest accepted image, in pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_width: Option<u32>,
+    /// Widest accepted image, in pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_width: Option<u32>,
+    /// Lowest accepted image height, in pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_height: Option<u32>,
+    /// Highest accepted image height, in pixels.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_height: Option<u32>,
     /// Largest accepted file, in bytes.
