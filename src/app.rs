@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::{Config, ConfigError, DEFAULT_PIPELINE, Loaded, PipelineConfig};
-use crate::extract;
+use librarian_actors::Actor;
+use librarian_validators::Validator;
+
+use crate::extract::{self, Extractor};
 use crate::imaging::Analyzer;
+use crate::orphans::Orphans;
 use crate::pipeline::{Named, Pipeline};
 
 /// The names of one kind of component that some pipeline uses, each once.
@@ -22,14 +26,24 @@ pub struct App {
     pub pipelines: BTreeMap<String, Arc<Pipeline>>,
 }
 
-impl App {
-    /// Builds the components that pipelines use, each once, and the pipelines from them.
-    pub async fn build(loaded: Loaded) -> Result<Self, ConfigError> {
+/// Every component some pipeline uses, built once each.
+#[derive(Default)]
+struct Components {
+    validators: BTreeMap<String, Arc<dyn Validator>>,
+    extractors: BTreeMap<String, Arc<dyn Extractor>>,
+    actors: BTreeMap<String, Arc<dyn Actor>>,
+}
+
+/// Whether actors are built (connecting to their servers) or only checked offline.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Actors {
+    Connect,
+    CheckOffline,
+}
+
+impl Components {
+    async fn build(loaded: &Loaded, mode: Actors) -> Result<Self, ConfigError> {
         let config = &loaded.config;
-        let analyzer = Arc::new(Analyzer::new(
-            config.server.image_workers,
-            Duration::from_millis(config.server.image_time_budget_ms),
-        ));
         let mut validators = BTreeMap::new();
         let mut extractors = BTreeMap::new();
         let mut actors = BTreeMap::new();
@@ -50,18 +64,46 @@ impl App {
             }
         }
         for name in used(config, |p| &p.actors) {
-            match librarian_actors::build(&config.actors[name]).await {
-                Ok(a) => drop(actors.insert(name.clone(), a)),
-                Err(e) => failed("actors", name, e.to_string()),
+            let actor = &config.actors[name];
+            let built = match mode {
+                Actors::Connect => librarian_actors::build(actor)
+                    .await
+                    .map(|a| drop(actors.insert(name.clone(), a))),
+                Actors::CheckOffline => librarian_actors::check(actor).await,
+            };
+            if let Err(e) = built {
+                failed("actors", name, e.to_string());
             }
         }
-        if !problems.is_empty() {
-            return Err(if problems.len() == 1 {
-                problems.remove(0)
-            } else {
-                ConfigError::Many(problems)
-            });
+        match problems.len() {
+            0 => Ok(Self {
+                validators,
+                extractors,
+                actors,
+            }),
+            1 => Err(problems.remove(0)),
+            _ => Err(ConfigError::Many(problems)),
         }
+    }
+}
+
+impl App {
+    /// Checks every component some pipeline uses, without contacting any server.
+    pub async fn check(loaded: &Loaded) -> Result<(), ConfigError> {
+        Components::build(loaded, Actors::CheckOffline)
+            .await
+            .map(drop)
+    }
+
+    /// Builds the components that pipelines use, each once, and the pipelines from them.
+    pub async fn build(loaded: Loaded) -> Result<Self, ConfigError> {
+        let built = Components::build(&loaded, Actors::Connect).await?;
+        let config = &loaded.config;
+        let analyzer = Arc::new(Analyzer::new(
+            config.server.image_workers,
+            Duration::from_millis(config.server.image_time_budget_ms),
+        ));
+        let orphans = Arc::new(Orphans::new(config.server.orphans_file.clone()));
         fn pick<T: ?Sized>(names: &[String], built: &BTreeMap<String, Arc<T>>) -> Vec<Named<T>> {
             names
                 .iter()
@@ -79,10 +121,11 @@ impl App {
                     name: name.clone(),
                     image_field: p.image_field.clone(),
                     labels_field: p.labels_field.clone(),
-                    validators: pick(&p.validators, &validators),
-                    extractors: pick(&p.extractors, &extractors),
-                    actors: pick(&p.actors, &actors),
+                    validators: pick(&p.validators, &built.validators),
+                    extractors: pick(&p.extractors, &built.extractors),
+                    actors: pick(&p.actors, &built.actors),
                     analyzer: analyzer.clone(),
+                    orphans: orphans.clone(),
                 };
                 (name.clone(), Arc::new(pipeline))
             })

@@ -46,6 +46,11 @@ enum Command {
     },
     /// Send an image with labels to a running Librarian.
     Submit(SubmitArgs),
+    /// List what failed all-or-nothing stores left behind and could not remove.
+    Orphans {
+        #[arg(long, env = "LIBRARIAN_CONFIG")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +119,7 @@ pub fn main() -> ExitCode {
         }
         Command::Scan { config, images } => scan(config, images),
         Command::Submit(args) => submit(args),
+        Command::Orphans { config } => orphans(config),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -255,4 +261,19 @@ fn submit(args: SubmitArgs) -> Result<(), String> {
     } else {
         Err(format!("the server answered {status}"))
     }
+}
+
+fn orphans(config: Option<PathBuf>) -> Result<(), String> {
+    let overrides = Overrides {
+        config_file: config,
+        ..Default::default()
+    };
+    let loaded = Config::load(&overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let path = &loaded.config.server.orphans_file;
+    let found = crate::orphans::list(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    for orphan in &found {
+        println!("{}", serde_json::to_string(orphan).unwrap_or_default());
+    }
+    eprintln!("{} orphan(s) listed in {}", found.len(), path.display());
+    Ok(())
 }

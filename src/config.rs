@@ -52,6 +52,9 @@ pub struct ServerConfig {
     /// Time one image may spend in decoding and extraction before it is given up, in ms.
     #[serde(default = "default_image_time_budget_ms")]
     pub image_time_budget_ms: u64,
+    /// Where leftovers of a failed all-or-nothing store are listed (`librarian orphans`).
+    #[serde(default = "default_orphans_file")]
+    pub orphans_file: PathBuf,
 }
 
 fn default_bind() -> String {
@@ -66,6 +69,9 @@ fn default_cors_origins() -> Vec<String> {
 fn default_image_time_budget_ms() -> u64 {
     10_000
 }
+fn default_orphans_file() -> PathBuf {
+    "orphans.jsonl".into()
+}
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -75,6 +81,7 @@ impl Default for ServerConfig {
             cors_origins: default_cors_origins(),
             image_workers: 0,
             image_time_budget_ms: default_image_time_budget_ms(),
+            orphans_file: default_orphans_file(),
         }
     }
 }

@@ -8,4 +8,5 @@ pub mod describe;
 pub mod extract;
 pub mod http;
 pub mod imaging;
+pub mod orphans;
 pub mod pipeline;

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use chrono::Utc;
-use librarian_actors::{Actor, ActorError, HistoryQuery};
+use chrono::{SubsecRound, Utc};
+use librarian_actors::{Actor, ActorError, HistoryQuery, Read};
 use librarian_model::{Facts, ImageFacts, ImageFormat, Labels, Record, Stored, Violation};
 use librarian_validators::{Stage, Validator};
 use serde_json::Value;
@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::extract::{Extracted, Extractor};
 use crate::imaging::{Analyzer, DECODE_PIXEL_LIMIT, ImageError, probe};
+use crate::orphans::{Orphan, Orphans};
 
 /// What an actor's methods return: a boxed future, as `async_trait` makes them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -31,6 +32,7 @@ pub struct Pipeline {
     pub extractors: Vec<Named<dyn Extractor>>,
     pub actors: Vec<Named<dyn Actor>>,
     pub analyzer: Arc<Analyzer>,
+    pub orphans: Arc<Orphans>,
 }
 
 /// One image and its labels, as read from a request.
@@ -58,6 +60,12 @@ pub enum SubmitError {
     Conflict(Uuid),
     #[error("a submission with id {0} is being stored right now")]
     InProgress(Uuid),
+    #[error("the image has {bytes} bytes; actor `{actor}` stores at most {limit}")]
+    TooLargeFor {
+        actor: String,
+        bytes: u64,
+        limit: u64,
+    },
     #[error("actor `{actor}` could not store the record: {reason}")]
     ActorFailed { actor: String, reason: String },
     #[error("actor `{actor}` could not read: {reason}")]
@@ -65,9 +73,9 @@ pub enum SubmitError {
 }
 
 impl Pipeline {
-    /// The first actor that can read records, images and history.
-    pub fn reader(&self) -> Option<&Named<dyn Actor>> {
-        self.actors.iter().find(|a| a.component.reads())
+    /// The first actor, in the pipeline's order, that can answer this kind of read.
+    pub fn reader(&self, what: Read) -> Option<&Named<dyn Actor>> {
+        self.actors.iter().find(|a| a.component.can_read(what))
     }
 
     fn read_failed(actor: &Named<dyn Actor>, e: ActorError) -> SubmitError {
@@ -80,9 +88,10 @@ impl Pipeline {
     /// Asks the reading actor; a pipeline without one reads as empty.
     async fn read<'a, T: Default>(
         &'a self,
+        what: Read,
         op: impl FnOnce(&'a dyn Actor) -> BoxFuture<'a, Result<T, ActorError>>,
     ) -> Result<T, SubmitError> {
-        let Some(reader) = self.reader() else {
+        let Some(reader) = self.reader(what) else {
             return Ok(T::default());
         };
         op(reader.component.as_ref())
@@ -91,15 +100,23 @@ impl Pipeline {
     }
 
     pub async fn record(&self, id: Uuid) -> Result<Option<Record>, SubmitError> {
-        self.read(|actor| actor.record(id)).await
+        self.read(Read::Record, |actor| actor.record(id)).await
     }
 
+    /// The image's bytes and format; the format comes from the record.
     pub async fn image(&self, id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, SubmitError> {
-        self.read(|actor| actor.image(id)).await
+        let Some(record) = self.record(id).await? else {
+            return Ok(None);
+        };
+        let format = record.image.format;
+        let bytes = self
+            .read(Read::Image, |actor| actor.image(id, format))
+            .await?;
+        Ok(bytes.map(|b| (b, format)))
     }
 
     pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, SubmitError> {
-        self.read(|actor| actor.history(query)).await
+        self.read(Read::History, |actor| actor.history(query)).await
     }
 
     /// The largest image the validators let through, capped by the decoder's own limit.
@@ -200,11 +217,14 @@ impl Pipeline {
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
-        let duplicate_of = self.read(|actor| actor.find_image(&facts.sha256)).await?;
+        let duplicate_of = self
+            .read(Read::History, |actor| actor.find_image(&facts.sha256))
+            .await?;
         let mut record = Record {
             id: id.unwrap_or_else(Uuid::now_v7),
             pipeline: self.name.clone(),
-            received_at: Utc::now(),
+            // Millisecond precision: what every store (BSON dates among them) keeps.
+            received_at: Utc::now().trunc_subsecs(3),
             labels: submission.labels,
             image: facts,
             barcodes: extracted.barcodes,
@@ -249,7 +269,14 @@ impl Pipeline {
             let Err(error) = actor.component.store(&record, image).await else {
                 continue;
             };
-            self.undo(&self.actors[..done], record.id).await;
+            self.undo(&self.actors[..done], &record).await;
+            if let ActorError::TooLarge { bytes, limit } = error {
+                return Err(SubmitError::TooLargeFor {
+                    actor: actor.name.clone(),
+                    bytes,
+                    limit,
+                });
+            }
             if let ActorError::AlreadyExists(id) = error {
                 // Another request stored this id first: answer as a retry would be answered.
                 let existing = self.record(id).await?.ok_or(SubmitError::InProgress(id))?;
@@ -270,10 +297,16 @@ impl Pipeline {
 
     /// Removes what earlier actors stored. A removal that fails is logged with id and actor
     /// so an operator can clean up; it never goes unnoticed.
-    async fn undo(&self, stored: &[Named<dyn Actor>], id: Uuid) {
+    async fn undo(&self, stored: &[Named<dyn Actor>], record: &Record) {
         for actor in stored.iter().rev() {
-            if let Err(error) = actor.component.remove(id).await {
-                tracing::error!(%id, actor = %actor.name, %error, "could not remove a partly stored record");
+            if let Err(error) = actor.component.remove(record.id).await {
+                self.orphans.add(&Orphan {
+                    at: Utc::now(),
+                    id: record.id,
+                    actor: actor.name.clone(),
+                    location: actor.component.location(record),
+                    error: error.to_string(),
+                });
             }
         }
     }

@@ -304,7 +304,7 @@ fn one_environment_variable_adjusts_a_built_in_component() {
 fn the_example_configs_are_valid() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let dir = tempfile::tempdir().unwrap();
-    for file in ["local.toml", "multi-pipeline.toml"] {
+    for file in ["local.toml", "multi-pipeline.toml", "production.toml"] {
         let output = run(
             dir.path(),
             &[

@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Actor, ActorError, HistoryCursor, HistoryQuery};
+use crate::{Actor, ActorError, HistoryCursor, HistoryQuery, Read};
 
 /// Local folder storage: the embedded default, for a laptop or a single node.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -228,7 +228,7 @@ impl Actor for DiskActor {
         Ok(())
     }
 
-    fn reads(&self) -> bool {
+    fn can_read(&self, _what: Read) -> bool {
         true
     }
 
@@ -237,13 +237,9 @@ impl Actor for DiskActor {
         blocking(move || read_record(&path)).await
     }
 
-    async fn image(&self, id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, ActorError> {
-        let Some(format) = self.index().get(id).map(|e| e.format) else {
-            return Ok(None);
-        };
-        let path = self.image_path(id, format);
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(Some((bytes, format))),
+    async fn image(&self, id: Uuid, format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
+        match tokio::fs::read(self.image_path(id, format)).await {
+            Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.into()),
         }
@@ -341,8 +337,8 @@ mod tests {
         actor.store(&r, b"png").await.unwrap();
         assert_eq!(actor.record(r.id).await.unwrap().unwrap(), r);
         assert_eq!(
-            actor.image(r.id).await.unwrap().unwrap(),
-            (b"png".to_vec(), ImageFormat::Png)
+            actor.image(r.id, ImageFormat::Png).await.unwrap().unwrap(),
+            b"png"
         );
         assert!(matches!(
             actor.store(&r, b"png").await,

@@ -5,6 +5,8 @@
 //! config into a component.
 
 mod disk;
+mod mongo;
+mod s3;
 
 use std::sync::Arc;
 
@@ -16,6 +18,16 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use crate::disk::{DiskActor, DiskConfig};
+pub use crate::mongo::{MongoActor, MongoConfig, MongoImage};
+pub use crate::s3::{S3Actor, S3Config};
+
+/// What an actor can be asked to read back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Read {
+    Record,
+    Image,
+    History,
+}
 
 /// Which page of history to read: newest first.
 #[derive(Clone, Debug, Default)]
@@ -45,8 +57,8 @@ pub trait Actor: Send + Sync {
     /// Removes what [`Actor::store`] stored for this id; removing nothing is not an error.
     async fn remove(&self, id: Uuid) -> Result<(), ActorError>;
 
-    /// Whether this actor answers the read methods below.
-    fn reads(&self) -> bool {
+    /// Whether this actor answers this kind of read.
+    fn can_read(&self, _what: Read) -> bool {
         false
     }
 
@@ -54,7 +66,8 @@ pub trait Actor: Send + Sync {
         Err(ActorError::Unsupported)
     }
 
-    async fn image(&self, _id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, ActorError> {
+    /// The original bytes of the record's image, stored in this format.
+    async fn image(&self, _id: Uuid, _format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
         Err(ActorError::Unsupported)
     }
 
@@ -81,6 +94,8 @@ pub enum ActorError {
     Io(#[from] std::io::Error),
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
+    #[error("the image has {bytes} bytes; this actor stores at most {limit}")]
+    TooLarge { bytes: u64, limit: u64 },
 }
 
 impl ActorError {
@@ -91,6 +106,7 @@ impl ActorError {
             Self::Unsupported => "actor.unsupported",
             Self::Io(_) => "actor.io",
             Self::Corrupt(_) => "actor.corrupt",
+            Self::TooLarge { .. } => "actor.image_too_large",
         }
     }
 }
@@ -101,19 +117,46 @@ impl ActorError {
 pub enum ActorConfig {
     /// Files on local disk: `<dir>/<id>.<ext>` (the original bytes) and `<dir>/<id>.json`.
     Disk(DiskConfig),
+    /// MongoDB: the record as a queryable document; the photo too (inline or GridFS) when
+    /// there is no S3.
+    Mongo(MongoConfig),
+    /// S3 or an S3-compatible server: the photo, and the record JSON beside it.
+    S3(S3Config),
 }
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BuildError(String);
 
-/// Builds the actor a config describes.
+/// Checks what can be checked of an actor's config without touching disk or network.
+pub async fn check(config: &ActorConfig) -> Result<(), BuildError> {
+    match config {
+        ActorConfig::Disk(_) => Ok(()),
+        ActorConfig::Mongo(c) => mongodb::options::ClientOptions::parse(&c.uri)
+            .await
+            .map(drop)
+            .map_err(|e| BuildError(format!("uri: {e}"))),
+        ActorConfig::S3(c) => S3Actor::check(c).map_err(|e| BuildError(e.to_string())),
+    }
+}
+
+/// Builds the actor a config describes; network actors connect and prepare what they need.
 pub async fn build(config: &ActorConfig) -> Result<Arc<dyn Actor>, BuildError> {
     Ok(match config {
         ActorConfig::Disk(c) => Arc::new(
             DiskActor::open(c)
                 .await
                 .map_err(|e| BuildError(format!("cannot use folder {}: {e}", c.dir.display())))?,
+        ),
+        ActorConfig::Mongo(c) => Arc::new(
+            MongoActor::open(c)
+                .await
+                .map_err(|e| BuildError(format!("cannot prepare MongoDB: {e}")))?,
+        ),
+        ActorConfig::S3(c) => Arc::new(
+            S3Actor::open(c)
+                .await
+                .map_err(|e| BuildError(format!("cannot prepare S3: {e}")))?,
         ),
     })
 }

@@ -183,6 +183,11 @@ impl From<SubmitError> for Problem {
                 detail,
             )
             .retry_after(1),
+            SubmitError::TooLargeFor { .. } => Self::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "actor.image_too_large",
+                detail,
+            ),
             SubmitError::ActorFailed { .. } => {
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "actor.unavailable", detail)
                     .retry_after(5)

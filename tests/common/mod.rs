@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: generated barcode images and an in-process app.
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
+pub mod servers;
+
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,434 @@
+//! Records in MongoDB: the record as a document (labels a real subdocument, `received_at` a
+//! BSON date), and optionally the photo, inline or in GridFS.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures_util::TryStreamExt;
+use futures_util::io::{AsyncReadExt, AsyncWriteExt};
+use librarian_model::{ImageFormat, Record};
+use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::gridfs::GridFsBucket;
+use mongodb::options::{
+    Acknowledgment, ClientOptions, GridFsBucketOptions, IndexOptions, WriteConcern,
+};
+use mongodb::{Client, Collection, IndexModel};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Actor, ActorError, HistoryCursor, HistoryQuery, Read};
+
+/// Photos up to this size may be kept inside the record's document (MongoDB's limit is 16 MiB).
+const INLINE_LIMIT: usize = 15 * 1024 * 1024;
+
+/// Where the mongo actor keeps the photo's bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MongoImage {
+    /// Not at all: another actor (s3, disk) keeps the photo.
+    #[default]
+    None,
+    /// In the record's document, field `image_bytes`; photos up to 15 MiB.
+    Inline,
+    /// In GridFS, any size.
+    Gridfs,
+}
+
+/// MongoDB: the record as a queryable document; the photo too when there is no S3.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MongoConfig {
+    /// Connection string, e.g. `mongodb://user:password@db1,db2/?replicaSet=rs0`.
+    pub uri: String,
+    #[serde(default = "default_database")]
+    pub database: String,
+    #[serde(default = "default_collection")]
+    pub collection: String,
+    /// Write concern `w`: `majority` or a number of nodes.
+    #[serde(default = "default_write_concern")]
+    pub write_concern: String,
+    /// Wait for the journal before a write counts as done.
+    #[serde(default = "yes")]
+    pub journal: bool,
+    #[serde(default)]
+    pub image: MongoImage,
+    /// GridFS bucket for `image = "gridfs"`.
+    #[serde(default = "default_bucket")]
+    pub gridfs_bucket: String,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub server_selection_timeout_ms: u64,
+    /// Longest time one operation (a store, a read, a ping) may take.
+    #[serde(default = "default_operation_timeout_ms")]
+    pub operation_timeout_ms: u64,
+}
+
+fn default_database() -> String {
+    "librarian".into()
+}
+fn default_collection() -> String {
+    "submissions".into()
+}
+fn default_write_concern() -> String {
+    "majority".into()
+}
+fn default_bucket() -> String {
+    "images".into()
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_operation_timeout_ms() -> u64 {
+    30_000
+}
+fn yes() -> bool {
+    true
+}
+
+pub struct MongoActor {
+    client: Client,
+    records: Collection<Document>,
+    bucket: GridFsBucket,
+    database: String,
+    config: MongoConfig,
+    timeout: Duration,
+}
+
+fn store_error(e: mongodb::error::Error) -> ActorError {
+    ActorError::Io(std::io::Error::other(e.to_string()))
+}
+
+fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(w)) => w.code == 11000,
+        ErrorKind::InsertMany(failure) => failure
+            .write_errors
+            .as_ref()
+            .is_some_and(|errors| errors.iter().any(|w| w.code == 11000)),
+        ErrorKind::Command(c) => c.code == 11000,
+        _ => false,
+    }
+}
+
+impl MongoActor {
+    /// Connects, and creates the indexes the actor needs (unique id, history, duplicates).
+    pub async fn open(config: &MongoConfig) -> Result<Self, ActorError> {
+        let timeout = Duration::from_millis(config.operation_timeout_ms);
+        let mut options = ClientOptions::parse(&config.uri)
+            .await
+            .map_err(store_error)?;
+        options.connect_timeout = Some(Duration::from_millis(config.connect_timeout_ms));
+        options.server_selection_timeout =
+            Some(Duration::from_millis(config.server_selection_timeout_ms));
+        let w = match config.write_concern.parse::<u32>() {
+            Ok(nodes) => Acknowledgment::Nodes(nodes),
+            Err(_) if config.write_concern == "majority" => Acknowledgment::Majority,
+            Err(_) => Acknowledgment::Custom(config.write_concern.clone()),
+        };
+        options.write_concern = Some(WriteConcern::builder().w(w).journal(config.journal).build());
+        options.app_name = Some("librarian".into());
+        let client = Client::with_options(options).map_err(store_error)?;
+        let db = client.database(&config.database);
+        let records = db.collection::<Document>(&config.collection);
+        let bucket = db.gridfs_bucket(
+            GridFsBucketOptions::builder()
+                .bucket_name(config.gridfs_bucket.clone())
+                .build(),
+        );
+        let actor = Self {
+            client,
+            records,
+            bucket,
+            database: config.database.clone(),
+            config: config.clone(),
+            timeout,
+        };
+        let indexes = [
+            IndexModel::builder()
+                .keys(doc! {"id": 1})
+                .options(IndexOptions::builder().unique(true).build())
+                .build(),
+            IndexModel::builder()
+                .keys(doc! {"pipeline": 1, "received_at": -1})
+                .build(),
+            IndexModel::builder().keys(doc! {"image.sha256": 1}).build(),
+        ];
+        actor.bounded(actor.records.create_indexes(indexes)).await?;
+        Ok(actor)
+    }
+
+    /// Runs one driver call under the operation timeout.
+    async fn bounded<T>(
+        &self,
+        call: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<T, ActorError> {
+        match tokio::time::timeout(self.timeout, call.into_future()).await {
+            Ok(result) => result.map_err(store_error),
+            Err(_) => Err(ActorError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "MongoDB did not answer within {} ms",
+                    self.timeout.as_millis()
+                ),
+            ))),
+        }
+    }
+
+    fn document(&self, record: &Record, image: &[u8]) -> Result<Document, ActorError> {
+        let mut document =
+            bson::to_document(record).map_err(|e| ActorError::Corrupt(e.to_string()))?;
+        document.insert("_id", record.id.to_string());
+        document.insert(
+            "received_at",
+            bson::DateTime::from_millis(record.received_at.timestamp_millis()),
+        );
+        if self.config.image == MongoImage::Inline {
+            document.insert(
+                "image_bytes",
+                bson::Binary {
+                    subtype: bson::spec::BinarySubtype::Generic,
+                    bytes: image.to_vec(),
+                },
+            );
+        }
+        Ok(document)
+    }
+
+    async fn upload(&self, record: &Record, image: &[u8]) -> Result<(), ActorError> {
+        let filename = format!("{}.{}", record.id, record.image.format.extension());
+        let mut upload = self
+            .bounded(
+                self.bucket
+                    .open_upload_stream(filename)
+                    .id(Bson::String(record.id.to_string())),
+            )
+            .await?;
+        let written = tokio::time::timeout(self.timeout, async {
+            upload.write_all(image).await?;
+            upload.close().await
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.to_string().contains("E11000") || e.to_string().contains("11000") => {
+                Err(ActorError::AlreadyExists(record.id))
+            }
+            Ok(Err(e)) => Err(ActorError::Io(e)),
+            Err(_) => {
+                let _ = upload.abort().await;
+                Err(ActorError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "GridFS upload timed out",
+                )))
+            }
+        }
+    }
+}
+
+/// A stored document back into a record.
+fn to_record(mut document: Document) -> Result<Record, ActorError> {
+    document.remove("_id");
+    document.remove("image_bytes");
+    if let Ok(at) = document.get_datetime("received_at") {
+        let text = at
+            .try_to_rfc3339_string()
+            .map_err(|e| ActorError::Corrupt(e.to_string()))?;
+        document.insert("received_at", text);
+    }
+    bson::from_document(document).map_err(|e| ActorError::Corrupt(e.to_string()))
+}
+
+#[async_trait]
+impl Actor for MongoActor {
+    fn location(&self, record: &Record) -> String {
+        format!(
+            "mongodb:{}/{}/{}",
+            self.database, self.config.collection, record.id
+        )
+    }
+
+    async fn store(&self, record: &Record, image: &[u8]) -> Result<(), ActorError> {
+        if self.config.image == MongoImage::Inline && image.len() > INLINE_LIMIT {
+            return Err(ActorError::TooLarge {
+                bytes: image.len() as u64,
+                limit: INLINE_LIMIT as u64,
+            });
+        }
+        let document = self.document(record, image)?;
+        if self.config.image == MongoImage::Gridfs {
+            self.upload(record, image).await?;
+        }
+        match tokio::time::timeout(
+            self.timeout,
+            self.records.insert_one(document).into_future(),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) if is_duplicate_key(&e) => Err(ActorError::AlreadyExists(record.id)),
+            outcome => {
+                if self.config.image == MongoImage::Gridfs {
+                    let _ = self
+                        .bounded(self.bucket.delete(Bson::String(record.id.to_string())))
+                        .await;
+                }
+                match outcome {
+                    Ok(Err(e)) => Err(store_error(e)),
+                    _ => Err(ActorError::Io(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "MongoDB insert timed out",
+                    ))),
+                }
+            }
+        }
+    }
+
+    async fn remove(&self, id: Uuid) -> Result<(), ActorError> {
+        self.bounded(self.records.delete_one(doc! {"_id": id.to_string()}))
+            .await?;
+        if self.config.image == MongoImage::Gridfs {
+            match self
+                .bounded(self.bucket.delete(Bson::String(id.to_string())))
+                .await
+            {
+                Err(e)
+                    if !e.to_string().contains("FileNotFound")
+                        && !e.to_string().contains("not found") =>
+                {
+                    return Err(e);
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn can_read(&self, what: Read) -> bool {
+        what != Read::Image || self.config.image != MongoImage::None
+    }
+
+    async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError> {
+        let projection = doc! {"image_bytes": 0};
+        let found = self
+            .bounded(
+                self.records
+                    .find_one(doc! {"_id": id.to_string()})
+                    .projection(projection),
+            )
+            .await?;
+        found.map(to_record).transpose()
+    }
+
+    async fn image(&self, id: Uuid, _format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
+        match self.config.image {
+            MongoImage::None => Err(ActorError::Unsupported),
+            MongoImage::Inline => {
+                let found = self
+                    .bounded(
+                        self.records
+                            .find_one(doc! {"_id": id.to_string()})
+                            .projection(doc! {"image_bytes": 1}),
+                    )
+                    .await?;
+                Ok(found.and_then(|d| d.get_binary_generic("image_bytes").ok().cloned()))
+            }
+            MongoImage::Gridfs => {
+                let mut stream = match self
+                    .bounded(
+                        self.bucket
+                            .open_download_stream(Bson::String(id.to_string())),
+                    )
+                    .await
+                {
+                    Ok(stream) => stream,
+                    Err(e)
+                        if e.to_string().contains("not found")
+                            || e.to_string().contains("FileNotFound") =>
+                    {
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                };
+                let mut bytes = Vec::new();
+                tokio::time::timeout(self.timeout, stream.read_to_end(&mut bytes))
+                    .await
+                    .map_err(|_| {
+                        ActorError::Io(std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "GridFS download timed out",
+                        ))
+                    })??;
+                Ok(Some(bytes))
+            }
+        }
+    }
+
+    async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, ActorError> {
+        let mut filter = Document::new();
+        if let Some(pipeline) = &query.pipeline {
+            filter.insert("pipeline", pipeline);
+        }
+        match query.before {
+            Some(HistoryCursor::Record(id)) => {
+                let Some(cursor) = self.record(id).await? else {
+                    return Ok(Vec::new());
+                };
+                let at = bson::DateTime::from_millis(cursor.received_at.timestamp_millis());
+                filter.insert(
+                    "$or",
+                    vec![
+                        doc! {"received_at": {"$lt": at}},
+                        doc! {"received_at": at, "_id": {"$lt": id.to_string()}},
+                    ],
+                );
+            }
+            Some(HistoryCursor::Time(at)) => {
+                filter.insert(
+                    "received_at",
+                    doc! {"$lt": bson::DateTime::from_millis(at.timestamp_millis())},
+                );
+            }
+            None => {}
+        }
+        let find = self
+            .records
+            .find(filter)
+            .sort(doc! {"received_at": -1, "_id": -1})
+            .limit(query.limit as i64)
+            .projection(doc! {"image_bytes": 0});
+        let cursor = self.bounded(find).await?;
+        let documents: Vec<Document> = tokio::time::timeout(self.timeout, cursor.try_collect())
+            .await
+            .map_err(|_| {
+                ActorError::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "MongoDB history timed out",
+                ))
+            })?
+            .map_err(store_error)?;
+        documents.into_iter().map(to_record).collect()
+    }
+
+    async fn find_image(&self, sha256: &str) -> Result<Option<Uuid>, ActorError> {
+        let find = self
+            .records
+            .find_one(doc! {"image.sha256": sha256})
+            .sort(doc! {"received_at": 1})
+            .projection(doc! {"id": 1});
+        let found = self.bounded(find).await?;
+        Ok(found.and_then(|d| d.get_str("id").ok().and_then(|id| id.parse().ok())))
+    }
+
+    async fn ready(&self) -> Result<(), ActorError> {
+        self.bounded(
+            self.client
+                .database(&self.database)
+                .run_command(doc! {"ping": 1}),
+        )
+        .await
+        .map(|_| ())
+    }
+}

@@ -1,0 +1,387 @@
+//! Photos in S3 (or any S3-compatible server): `<prefix><id>.<ext>` with its content type and
+//! the record id and sha256 as metadata, created only when absent; optionally the record JSON
+//! beside it as `<prefix><id>.json`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use librarian_model::{ImageFormat, Record};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Actor, ActorError, Read};
+
+/// S3 or an S3-compatible server (MinIO, Ceph, R2, …): the photos, and the record JSON beside
+/// each photo.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Put before every key, e.g. `images/`.
+    #[serde(default)]
+    pub prefix: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    /// The server's URL for S3-compatible servers, e.g. `http://127.0.0.1:9000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
+    #[serde(default)]
+    pub path_style: bool,
+    /// Static credentials; without them the standard AWS chain is used (AWS_ACCESS_KEY_ID,
+    /// profiles, web identity, container and instance roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<String>,
+    /// Also store the record as `<prefix><id>.json`, so this actor can answer record reads.
+    #[serde(default = "yes")]
+    pub record_json: bool,
+    /// Photos larger than this are uploaded in parts of this size.
+    #[serde(default = "default_multipart_bytes")]
+    pub multipart_threshold_bytes: usize,
+    #[serde(default = "default_connect_timeout_ms")]
+    pub connect_timeout_ms: u64,
+    /// Longest time one S3 operation, retries included, may take.
+    #[serde(default = "default_operation_timeout_ms")]
+    pub operation_timeout_ms: u64,
+}
+
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_multipart_bytes() -> usize {
+    16 * 1024 * 1024
+}
+fn default_connect_timeout_ms() -> u64 {
+    5_000
+}
+fn default_operation_timeout_ms() -> u64 {
+    60_000
+}
+
+/// S3 refuses parts smaller than 5 MiB (all but the last).
+const MIN_PART: usize = 5 * 1024 * 1024;
+
+pub struct S3Actor {
+    client: Client,
+    config: S3Config,
+}
+
+fn failed<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+    what: &str,
+    e: SdkError<E, R>,
+) -> ActorError {
+    let detail = match e
+        .as_service_error()
+        .and_then(|s| s.message().or(s.code()).map(str::to_owned))
+    {
+        Some(message) => message,
+        None => format!("{e}"),
+    };
+    ActorError::Io(std::io::Error::other(format!("S3 {what}: {detail}")))
+}
+
+/// Whether S3 refused a conditional write because the key exists.
+fn precondition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "PreconditionFailed" || c == "ConditionalRequestConflict")
+}
+
+impl S3Actor {
+    /// Checks the values that do not need the server.
+    pub fn check(config: &S3Config) -> Result<(), ActorError> {
+        if config.bucket.is_empty() {
+            return Err(ActorError::Corrupt("bucket must name a bucket".into()));
+        }
+        if config.multipart_threshold_bytes < MIN_PART {
+            return Err(ActorError::Corrupt(format!(
+                "multipart_threshold_bytes must be at least {MIN_PART}"
+            )));
+        }
+        Ok(())
+    }
+
+    pub async fn open(config: &S3Config) -> Result<Self, ActorError> {
+        Self::check(config)?;
+        let timeouts = TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+            .operation_timeout(Duration::from_millis(config.operation_timeout_ms))
+            .build();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(config.region.clone()))
+            .timeout_config(timeouts);
+        if let (Some(key), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
+            loader = loader.credentials_provider(Credentials::new(
+                key,
+                secret,
+                config.session_token.clone(),
+                None,
+                "librarian-config",
+            ));
+        }
+        let shared = loader.load().await;
+        // Checksums only where S3 requires them: many S3-compatible servers reject the
+        // streaming checksum trailers newer SDKs send by default.
+        let mut s3 = aws_sdk_s3::config::Builder::from(&shared)
+            .force_path_style(config.path_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired);
+        if let Some(endpoint) = &config.endpoint {
+            s3 = s3.endpoint_url(endpoint);
+        }
+        Ok(Self {
+            client: Client::from_conf(s3.build()),
+            config: config.clone(),
+        })
+    }
+
+    fn key(&self, id: Uuid, extension: &str) -> String {
+        format!("{}{id}.{extension}", self.config.prefix)
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, ActorError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(false),
+            Err(e) => Err(failed("head", e)),
+        }
+    }
+
+    async fn put_image(&self, record: &Record, key: &str, image: &[u8]) -> Result<(), ActorError> {
+        let id = record.id.to_string();
+        if image.len() > self.config.multipart_threshold_bytes {
+            return self.put_in_parts(record, key, image).await;
+        }
+        let put = self
+            .client
+            .put_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .content_type(record.image.format.mime())
+            .metadata("record-id", &id)
+            .metadata("sha256", &record.image.sha256)
+            .if_none_match("*")
+            .body(ByteStream::from(image.to_vec()))
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e) if precondition_failed(&e) => Err(ActorError::AlreadyExists(record.id)),
+            Err(e) => Err(failed("put", e)),
+        }
+    }
+
+    async fn put_in_parts(
+        &self,
+        record: &Record,
+        key: &str,
+        image: &[u8],
+    ) -> Result<(), ActorError> {
+        let bucket = &self.config.bucket;
+        let upload = self
+            .client
+            .create_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .content_type(record.image.format.mime())
+            .metadata("record-id", record.id.to_string())
+            .metadata("sha256", &record.image.sha256)
+            .send()
+            .await
+            .map_err(|e| failed("create multipart upload", e))?;
+        let upload_id = upload.upload_id().unwrap_or_default().to_owned();
+        let mut parts = Vec::new();
+        let mut outcome = Ok(());
+        for (index, chunk) in image
+            .chunks(self.config.multipart_threshold_bytes)
+            .enumerate()
+        {
+            let number = index as i32 + 1;
+            let part = self
+                .client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .part_number(number)
+                .body(ByteStream::from(chunk.to_vec()))
+                .send()
+                .await;
+            match part {
+                Ok(done) => parts.push(
+                    CompletedPart::builder()
+                        .part_number(number)
+                        .set_e_tag(done.e_tag().map(str::to_owned))
+                        .build(),
+                ),
+                Err(e) => {
+                    outcome = Err(failed("upload part", e));
+                    break;
+                }
+            }
+        }
+        if outcome.is_ok() {
+            let complete = self
+                .client
+                .complete_multipart_upload()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(&upload_id)
+                .multipart_upload(
+                    CompletedMultipartUpload::builder()
+                        .set_parts(Some(parts))
+                        .build(),
+                )
+                .if_none_match("*")
+                .send()
+                .await;
+            outcome = match complete {
+                Ok(_) => return Ok(()),
+                Err(e) if precondition_failed(&e) => Err(ActorError::AlreadyExists(record.id)),
+                Err(e) => Err(failed("complete multipart upload", e)),
+            };
+        }
+        let _ = self
+            .client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(&upload_id)
+            .send()
+            .await;
+        outcome
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), ActorError> {
+        self.client
+            .delete_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| failed("delete", e))?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, ActorError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.config.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(object) => {
+                let bytes = object
+                    .body
+                    .collect()
+                    .await
+                    .map_err(|e| ActorError::Io(std::io::Error::other(e)))?;
+                Ok(Some(bytes.into_bytes().to_vec()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(failed("get", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl Actor for S3Actor {
+    fn location(&self, record: &Record) -> String {
+        format!(
+            "s3://{}/{}",
+            self.config.bucket,
+            self.key(record.id, record.image.format.extension())
+        )
+    }
+
+    async fn store(&self, record: &Record, image: &[u8]) -> Result<(), ActorError> {
+        let image_key = self.key(record.id, record.image.format.extension());
+        // Servers that ignore If-None-Match would overwrite: ask first, then write
+        // conditionally where the server supports it.
+        if self.exists(&image_key).await? {
+            return Err(ActorError::AlreadyExists(record.id));
+        }
+        self.put_image(record, &image_key, image).await?;
+        if self.config.record_json {
+            let json = serde_json::to_vec_pretty(record)
+                .map_err(|e| ActorError::Corrupt(e.to_string()))?;
+            let put = self
+                .client
+                .put_object()
+                .bucket(&self.config.bucket)
+                .key(self.key(record.id, "json"))
+                .content_type("application/json")
+                .metadata("record-id", record.id.to_string())
+                .body(ByteStream::from(json))
+                .send()
+                .await;
+            if let Err(e) = put {
+                let _ = self.delete(&image_key).await;
+                return Err(failed("put record", e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, id: Uuid) -> Result<(), ActorError> {
+        self.delete(&self.key(id, "json")).await?;
+        for format in ImageFormat::ALL {
+            self.delete(&self.key(id, format.extension())).await?;
+        }
+        Ok(())
+    }
+
+    fn can_read(&self, what: Read) -> bool {
+        match what {
+            Read::Image => true,
+            Read::Record => self.config.record_json,
+            Read::History => false,
+        }
+    }
+
+    async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError> {
+        match self.get(&self.key(id, "json")).await? {
+            Some(json) => serde_json::from_slice(&json)
+                .map(Some)
+                .map_err(|e| ActorError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
+
+    async fn image(&self, id: Uuid, format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
+        self.get(&self.key(id, format.extension())).await
+    }
+
+    async fn ready(&self) -> Result<(), ActorError> {
+        self.client
+            .head_bucket()
+            .bucket(&self.config.bucket)
+            .send()
+            .await
+            .map_err(|e| failed("head bucket", e))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,200 @@
+//! Real servers for the storage tests, started on free loopback ports and stopped on drop:
+//! a MongoDB wire-protocol server (secantusdb) and an S3 server (s3s-fs). `scripts/test`
+//! installs both and names them in TEST_MONGO_SERVER and TEST_S3_SERVER.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const S3_KEY: &str = "librarian-test-key";
+pub const S3_SECRET: &str = "librarian-test-secret";
+pub const BUCKET: &str = "submissions";
+
+fn tool(variable: &str) -> PathBuf {
+    let path = std::env::var_os(variable).unwrap_or_else(|| {
+        panic!("{variable} is not set: run scripts/test, which installs the test servers")
+    });
+    let path = PathBuf::from(path);
+    assert!(
+        path.exists(),
+        "{variable}={} does not exist: run scripts/test",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn wait_for(port: u16, what: &str, child: &mut Child) {
+    let started = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited at start with {status}");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "{what} did not listen on port {port} within 60 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A server process that can be stopped and started again on the same port.
+pub struct Server {
+    name: &'static str,
+    command: Box<dyn Fn() -> Command + Send>,
+    child: Option<Child>,
+    pub port: u16,
+}
+
+impl Server {
+    fn launch(name: &'static str, port: u16, command: Box<dyn Fn() -> Command + Send>) -> Self {
+        let mut server = Self {
+            name,
+            command,
+            child: None,
+            port,
+        };
+        server.start();
+        server
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already runs", self.name);
+        let mut child = (self.command)()
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
+        wait_for(self.port, self.name, &mut child);
+        self.child = Some(child);
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            && started.elapsed() < Duration::from_secs(10)
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// secantusdb on a free port, in memory.
+pub fn mongo() -> Server {
+    let binary = tool("TEST_MONGO_SERVER");
+    let port = free_port();
+    Server::launch(
+        "MongoDB (secantusdb)",
+        port,
+        Box::new(move || {
+            let mut command = Command::new(&binary);
+            command.args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--storage-path",
+                ":memory:",
+                "--cache-size",
+                "256M",
+            ]);
+            command
+        }),
+    )
+}
+
+pub fn mongo_uri(server: &Server) -> String {
+    format!("mongodb://127.0.0.1:{}/?directConnection=true", server.port)
+}
+
+/// s3s-fs on a free port, with the bucket `submissions` in a fresh folder.
+pub fn s3(data: &std::path::Path) -> Server {
+    let binary = tool("TEST_S3_SERVER");
+    std::fs::create_dir_all(data.join(BUCKET)).unwrap();
+    let port = free_port();
+    let data = data.to_path_buf();
+    Server::launch(
+        "S3 (s3s-fs)",
+        port,
+        Box::new(move || {
+            let mut command = Command::new(&binary);
+            command.args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--access-key",
+                S3_KEY,
+                "--secret-key",
+                S3_SECRET,
+            ]);
+            command.arg(&data);
+            command
+        }),
+    )
+}
+
+pub fn s3_endpoint(server: &Server) -> String {
+    format!("http://127.0.0.1:{}", server.port)
+}
+
+/// An SDK client for the test's own checks of what landed in S3.
+pub fn s3_client(server: &Server) -> aws_sdk_s3::Client {
+    let credentials = aws_sdk_s3::config::Credentials::new(S3_KEY, S3_SECRET, None, None, "test");
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(s3_endpoint(server))
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// TOML for a mongo actor and an s3 actor against these servers.
+pub fn actors_toml(mongo: &Server, s3: &Server, image: &str) -> String {
+    format!(
+        r#"
+[actors.catalog]
+kind = "mongo"
+uri = "{}"
+database = "librarian"
+collection = "submissions"
+image = "{image}"
+server_selection_timeout_ms = 1500
+connect_timeout_ms = 1500
+operation_timeout_ms = 10000
+
+[actors.archive]
+kind = "s3"
+bucket = "{BUCKET}"
+prefix = "images/"
+endpoint = "{}"
+path_style = true
+access_key_id = "{S3_KEY}"
+secret_access_key = "{S3_SECRET}"
+connect_timeout_ms = 1500
+operation_timeout_ms = 10000
+"#,
+        mongo_uri(mongo),
+        s3_endpoint(s3)
+    )
+}
