@@ -174,20 +174,23 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     })
 }
 
+/// Loads and checks everything that needs no server; `/readyz` tells whether servers answer.
 fn check(config: Option<PathBuf>) -> Result<(), String> {
     let overrides = Overrides {
         config_file: config,
         ..Default::default()
     };
-    let app = runtime()?.block_on(build_app(&overrides))?;
-    let effective = app.loaded.config.redacted();
+    let invalid = |e: crate::config::ConfigError| format!("invalid configuration:\n{e}");
+    let loaded = Config::load(&overrides).map_err(invalid)?;
+    runtime()?.block_on(App::check(&loaded)).map_err(invalid)?;
+    let effective = loaded.config.redacted();
     println!(
         "{}",
         serde_json::to_string_pretty(&effective).unwrap_or_default()
     );
     eprintln!(
         "configuration is valid: {} pipeline(s)",
-        app.pipelines.len()
+        loaded.config.pipelines.len()
     );
     Ok(())
 }

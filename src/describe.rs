@@ -77,8 +77,12 @@ fn resolve(root: &Value, spec: &Value) -> Value {
     };
     let name = reference.trim_start_matches("#/$defs/");
     let mut target = root["$defs"][name].clone();
-    if let (Some(obj), Some(text)) = (target.as_object_mut(), spec.get("description")) {
-        obj.insert("description".into(), text.clone());
+    if let Some(obj) = target.as_object_mut() {
+        for key in ["description", "default"] {
+            if let Some(value) = spec.get(key) {
+                obj.insert(key.into(), value.clone());
+            }
+        }
     }
     target
 }
