@@ -533,7 +533,15 @@ async fn pipelines_describe_their_schema_and_limits() {
 async fn health_docs_and_cors_preflight() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;
-    for path in ["/healthz", "/readyz", "/openapi.json", "/docs", "/"] {
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/docs",
+        "/",
+        "/assets/app.js",
+        "/assets/app.css",
+    ] {
         let res = TestClient::get(url(path)).send(&service).await;
         assert_eq!(res.status_code, Some(StatusCode::OK), "{path}");
     }

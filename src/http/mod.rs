@@ -21,6 +21,8 @@ use crate::app::App;
 const OPENAPI: &str = include_str!("assets/openapi.json");
 const DOCS_PAGE: &str = include_str!("assets/docs.html");
 const INDEX_PAGE: &str = include_str!("assets/index.html");
+const PAGE_SCRIPT: &str = include_str!("assets/app.js");
+const PAGE_STYLE: &str = include_str!("assets/app.css");
 
 fn asset(res: &mut Response, content_type: &'static str, body: &'static str) {
     res.headers_mut()
@@ -41,6 +43,16 @@ async fn docs(res: &mut Response) {
 #[handler]
 async fn index(res: &mut Response) {
     asset(res, "text/html; charset=utf-8", INDEX_PAGE);
+}
+
+#[handler]
+async fn page_script(res: &mut Response) {
+    asset(res, "text/javascript; charset=utf-8", PAGE_SCRIPT);
+}
+
+#[handler]
+async fn page_style(res: &mut Response) {
+    asset(res, "text/css; charset=utf-8", PAGE_STYLE);
 }
 
 /// The router of every route of the design.
@@ -77,6 +89,8 @@ fn router(app: Arc<App>) -> Router {
         .push(Router::with_path("readyz").get(routes::readyz))
         .push(Router::with_path("openapi.json").get(openapi))
         .push(Router::with_path("docs").get(docs))
+        .push(Router::with_path("assets/app.js").get(page_script))
+        .push(Router::with_path("assets/app.css").get(page_style))
 }
 
 fn cors(origins: &[String]) -> Cors {

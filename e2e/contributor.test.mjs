@@ -1,0 +1,199 @@
+// The contributor page in headless Chromium: a person picks a photo of a product, fills the
+// form generated from the pipeline's schema and sends it; a wrong label is shown beside its
+// field; a page on another origin can submit when (and only when) CORS allows it.
+//
+// Needs TEST_LIBRARIAN_BIN (the librarian binary) and Chromium at CHROMIUM (default
+// /usr/bin/chromium); scripts/test provides both. Screenshots go to e2e/screenshots/.
+
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const screenshots = join(here, 'screenshots');
+const binary = process.env.TEST_LIBRARIAN_BIN;
+const chromiumPath = process.env.CHROMIUM || '/usr/bin/chromium';
+const EAN = '5449000000996';
+
+const schema = {
+  type: 'object',
+  required: ['class', 'gtin'],
+  properties: {
+    class: { type: 'integer', title: 'Class', description: 'Shelf class of the product', minimum: 0, maximum: 9 },
+    gtin: { type: 'string', title: 'GTIN', description: 'The number under the barcode', pattern: '^[0-9]{8,14}$' },
+    condition: { type: 'string', title: 'Condition', enum: ['new', 'used', 'damaged'], default: 'new' },
+    fragile: { type: 'boolean', title: 'Fragile' },
+  },
+};
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = createTcpServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function startLibrarian(corsOrigin) {
+  assert.ok(binary && existsSync(binary), `TEST_LIBRARIAN_BIN must name the librarian binary (got ${binary}): run scripts/test`);
+  const dir = mkdtempSync(join(tmpdir(), 'librarian-e2e-'));
+  const port = await freePort();
+  const config = [
+    '[server]', `bind = "127.0.0.1:${port}"`, `cors_origins = ["${corsOrigin}"]`,
+    '[pipelines.products]', 'validators = ["labels", "photo"]', 'extractors = ["barcode"]', 'actors = ["disk"]',
+    '[validators.labels]', 'kind = "json-schema"', 'schema_file = "schema.json"',
+  ].join('\n');
+  writeFileSync(join(dir, 'librarian.toml'), config);
+  writeFileSync(join(dir, 'schema.json'), JSON.stringify(schema));
+  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIBRARIAN_')));
+  const child = spawn(binary, ['serve', '-q'], { cwd: dir, env, stdio: 'ignore' });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try { if ((await fetch(`${url}/healthz`)).ok) break; } catch { /* not yet */ }
+    assert.ok(i < 200 && child.exitCode === null, 'librarian starts');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { url, dir, data: join(dir, 'data'), stop: () => child.kill() };
+}
+
+// An EAN-13 symbol drawn on a canvas in the page, returned as PNG bytes.
+async function eanPng(page, digits) {
+  const dataUrl = await page.evaluate((code) => {
+    const L = ['0001101', '0011001', '0010011', '0111101', '0100011', '0110001', '0101111', '0111011', '0110111', '0001011'];
+    const G = ['0100111', '0110011', '0011011', '0100001', '0011101', '0111001', '0000101', '0010001', '0001001', '0010111'];
+    const R = L.map((p) => [...p].map((b) => (b === '0' ? '1' : '0')).join(''));
+    const parity = ['LLLLLL', 'LLGLGG', 'LLGGLG', 'LLGGGL', 'LGLLGG', 'LGGLLG', 'LGGGLL', 'LGLGLG', 'LGLGGL', 'LGGLGL'][+code[0]];
+    let bits = '101';
+    for (let i = 1; i <= 6; i++) bits += (parity[i - 1] === 'L' ? L : G)[+code[i]];
+    bits += '01010';
+    for (let i = 7; i <= 12; i++) bits += R[+code[i]];
+    bits += '101';
+    const module = 4, quiet = 14, height = 220;
+    const canvas = document.createElement('canvas');
+    canvas.width = (bits.length + 2 * quiet) * module;
+    canvas.height = height + 80;
+    const ctx = canvas.getContext('2d');
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, canvas.width, canvas.height);
+    ctx.fillStyle = '#000';
+    [...bits].forEach((b, i) => { if (b === '1') ctx.fillRect((quiet + i) * module, 40, module, height); });
+    return canvas.toDataURL('image/png');
+  }, digits);
+  return Buffer.from(dataUrl.split(',')[1], 'base64');
+}
+
+const records = (dir) => (existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.json')) : []);
+
+let browser;
+let librarian;
+
+before(async () => {
+  mkdirSync(screenshots, { recursive: true });
+  browser = await chromium.launch({
+    executablePath: chromiumPath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  librarian = await startLibrarian('*');
+});
+
+after(async () => {
+  librarian?.stop();
+  await browser?.close();
+});
+
+test('a person sends a product photo and sees its barcode, its id and where it was stored', async () => {
+  for (const [name, viewport] of [['desktop', { width: 1200, height: 900 }], ['phone', { width: 360, height: 740 }]]) {
+    const page = await browser.newPage({ viewport });
+    await page.goto(`${librarian.url}/?pipeline=products`);
+    await page.waitForSelector('body[data-ready=true]');
+    await page.screenshot({ path: join(screenshots, `${name}-before.png`), fullPage: true });
+    const png = await eanPng(page, EAN);
+    await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: png });
+    await page.waitForSelector('#preview:not([hidden])');
+    await page.getByLabel('Class').fill('3');
+    await page.getByLabel('GTIN').fill(EAN);
+    await page.getByLabel('Condition').selectOption({ label: 'used' });
+    await page.getByLabel('Fragile').check();
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await page.waitForSelector('#result:not([hidden])');
+    const decoded = await page.locator('.barcode-text').first().textContent();
+    assert.equal(decoded, EAN, 'the page shows the decoded value');
+    const id = (await page.locator('#record-id').textContent()).trim();
+    assert.match(id, /^[0-9a-f-]{36}$/, 'the page shows the record id');
+    assert.equal(await page.locator('#overlay polyline, #overlay polygon').count(), 1, 'the barcode is outlined on the photo');
+    await page.screenshot({ path: join(screenshots, `${name}-after.png`), fullPage: true });
+    const stored = JSON.parse(readFileSync(join(librarian.data, `${id}.json`), 'utf8'));
+    assert.deepEqual(stored.labels, { class: 3, gtin: EAN, condition: 'used', fragile: true }, 'the record holds the labels typed in');
+    assert.ok(existsSync(join(librarian.data, `${id}.png`)), 'the photo is stored');
+    assert.ok(await page.locator('#recent-list li', { hasText: id }).count() >= 1, 'the recent list shows the new record');
+    await page.close();
+  }
+});
+
+test('a label that breaks the schema is explained beside its field and nothing is stored', async () => {
+  const page = await browser.newPage({ viewport: { width: 360, height: 740 } });
+  await page.goto(`${librarian.url}/?pipeline=products`);
+  await page.waitForSelector('body[data-ready=true]');
+  const before = records(librarian.data).length;
+  await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
+  await page.getByLabel('Class').fill('12');
+  await page.getByLabel('GTIN').fill('12ab');
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.waitForSelector('#status.error');
+  const classError = await page.locator('#label_class-error').textContent();
+  assert.match(classError, /12/, `the class field explains its error: "${classError}"`);
+  assert.equal(await page.getByLabel('Class').getAttribute('aria-invalid'), 'true');
+  const gtinError = await page.locator('#label_gtin-error').textContent();
+  assert.ok(gtinError.length > 0, 'the GTIN field explains its error');
+  assert.equal(await page.locator('#label_condition-error').textContent(), '', 'a valid field shows no error');
+  await page.screenshot({ path: join(screenshots, 'phone-invalid.png'), fullPage: true });
+  assert.equal(records(librarian.data).length, before, 'nothing was stored');
+  await page.close();
+});
+
+async function serveExamples() {
+  const port = await freePort();
+  const html = readFileSync(join(here, '..', 'examples', 'cross-origin.html'));
+  const server = createServer((req, res) => {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+    res.end(html);
+  }).listen(port, '127.0.0.1');
+  return { origin: `http://127.0.0.1:${port}`, close: () => server.close() };
+}
+
+async function crossOriginSend(examples, target) {
+  const page = await browser.newPage();
+  await page.goto(`${examples.origin}/cross-origin.html?librarian=${encodeURIComponent(target.url)}`);
+  await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
+  await page.getByRole('button', { name: 'Send to Librarian' }).click();
+  await page.waitForFunction(() => document.getElementById('out').textContent.length > 0);
+  const out = await page.locator('#out').textContent();
+  await page.close();
+  return out;
+}
+
+test('a page on another origin submits when CORS allows its origin, and only then', async () => {
+  const examples = await serveExamples();
+  const allowed = await startLibrarian(examples.origin);
+  const refused = await startLibrarian('http://127.0.0.1:9');
+  try {
+    const ok = await crossOriginSend(examples, allowed);
+    assert.match(ok, /^201\n/, `the cross-origin PUT succeeds: ${ok.slice(0, 200)}`);
+    assert.equal(records(allowed.data).length, 1);
+    const blocked = await crossOriginSend(examples, refused);
+    assert.match(blocked, /request failed/, `the browser blocks it: ${blocked.slice(0, 200)}`);
+    assert.equal(records(refused.data).length, 0, 'the refused origin stored nothing');
+  } finally {
+    allowed.stop();
+    refused.stop();
+    examples.close();
+  }
+});
