@@ -433,6 +433,7 @@ async fn the_release_binary_configured_by_environment_only_stores_in_both() {
         ("LIBRARIAN_ACTORS__CATALOG__URI", mongo_uri(&mongo)),
         ("LIBRARIAN_ACTORS__ARCHIVE__KIND", "s3".into()),
         ("LIBRARIAN_ACTORS__ARCHIVE__BUCKET", BUCKET.into()),
+        ("LIBRARIAN_ACTORS__ARCHIVE__PREFIX", "images/".into()),
         (
             "LIBRARIAN_ACTORS__ARCHIVE__ENDPOINT",
             servers::s3_endpoint(&s3),
@@ -450,7 +451,7 @@ async fn the_release_binary_configured_by_environment_only_stores_in_both() {
     let mut command = std::process::Command::new(binary);
     command
         .current_dir(dir.path())
-        .arg("-q")
+        .args(["serve", "-q"])
         .stdout(std::process::Stdio::null());
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
         command.env_remove(key);
