@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use salvo::conn::Listener;
@@ -169,9 +169,34 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let bind = app.loaded.config.server.bind.clone();
         let acceptor = salvo::conn::TcpListener::new(bind.clone()).try_bind().await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         tracing::info!(%bind, pipelines = ?app.pipelines.keys().collect::<Vec<_>>(), "Librarian is serving");
-        salvo::Server::new(acceptor).serve(crate::http::service(Arc::new(app))).await;
+        let grace = Duration::from_millis(app.loaded.config.server.shutdown_timeout_ms);
+        let server = salvo::Server::new(acceptor);
+        let handle = server.handle();
+        tokio::spawn(async move {
+            stop_signal().await;
+            tracing::info!(grace_ms = grace.as_millis() as u64, "stopping: no new connections, finishing submissions in flight");
+            handle.stop_graceful(grace);
+        });
+        server.serve(crate::http::service(Arc::new(app))).await;
+        tracing::info!("stopped");
         Ok(())
     })
+}
+
+/// SIGTERM (what container runtimes send) or Ctrl-C.
+async fn stop_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("a SIGTERM handler can be installed");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
 }
 
 /// Loads and checks everything that needs no server; `/readyz` tells whether servers answer.

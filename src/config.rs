@@ -52,6 +52,13 @@ pub struct ServerConfig {
     /// Time one image may spend in decoding and extraction before it is given up, in ms.
     #[serde(default = "default_image_time_budget_ms")]
     pub image_time_budget_ms: u64,
+    /// Submissions handled at once; more get 503 with Retry-After at once instead of
+    /// queueing without bound. 0 means four per CPU core.
+    #[serde(default)]
+    pub max_in_flight: usize,
+    /// On SIGTERM or Ctrl-C, how long submissions in flight may take to finish, in ms.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
     /// Where leftovers of a failed all-or-nothing store are listed (`librarian orphans`).
     #[serde(default = "default_orphans_file")]
     pub orphans_file: PathBuf,
@@ -69,6 +76,9 @@ fn default_cors_origins() -> Vec<String> {
 fn default_image_time_budget_ms() -> u64 {
     10_000
 }
+fn default_shutdown_timeout_ms() -> u64 {
+    30_000
+}
 fn default_orphans_file() -> PathBuf {
     "orphans.jsonl".into()
 }
@@ -81,6 +91,8 @@ impl Default for ServerConfig {
             cors_origins: default_cors_origins(),
             image_workers: 0,
             image_time_budget_ms: default_image_time_budget_ms(),
+            max_in_flight: 0,
+            shutdown_timeout_ms: default_shutdown_timeout_ms(),
             orphans_file: default_orphans_file(),
         }
     }

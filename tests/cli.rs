@@ -339,3 +339,69 @@ fn the_example_configs_are_valid() {
     );
     assert_eq!(effective["validators"]["has_code"]["formats"][1], "UPC_A");
 }
+
+#[test]
+fn sigterm_lets_a_submission_in_flight_finish_then_exits_0() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--bind", &address, "-q"])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while std::net::TcpStream::connect(&address).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server starts"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let image = png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160));
+    let id = uuid::Uuid::new_v4();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    let head = format!(
+        "PUT /api/v1/submissions/{id} HTTP/1.1\r\nhost: {address}\r\ncontent-type: image/png\r\ncontent-length: {}\r\n\r\n",
+        image.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let half = image.len() / 2;
+    stream.write_all(&image[..half]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "still running while a submission is in flight"
+    );
+    stream.write_all(&image[half..]).unwrap();
+    let mut answer = String::new();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let _ = stream.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 201"),
+        "the submission in flight completes: {}",
+        answer.lines().next().unwrap_or("")
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server exits after its last submission"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    assert!(dir.path().join("data").join(format!("{id}.json")).exists());
+}
