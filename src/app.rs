@@ -4,6 +4,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+
 use crate::config::{Config, ConfigError, DEFAULT_PIPELINE, Loaded, PipelineConfig};
 use librarian_actors::Actor;
 use librarian_validators::Validator;
@@ -24,6 +26,8 @@ fn used<'a>(
 pub struct App {
     pub loaded: Loaded,
     pub pipelines: BTreeMap<String, Arc<Pipeline>>,
+    /// Permits for submissions in flight (`server.max_in_flight`).
+    pub in_flight: Arc<Semaphore>,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -130,7 +134,15 @@ impl App {
                 (name.clone(), Arc::new(pipeline))
             })
             .collect();
-        Ok(Self { loaded, pipelines })
+        let cap = match config.server.max_in_flight {
+            0 => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        Ok(Self {
+            loaded,
+            pipelines,
+            in_flight: Arc::new(Semaphore::new(cap)),
+        })
     }
 
     pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {

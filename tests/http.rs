@@ -614,3 +614,61 @@ async fn the_openapi_document_lists_every_route() {
         }
     }
 }
+
+#[tokio::test]
+async fn every_answer_carries_a_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let echoed = TestClient::get(url("/healthz"))
+        .add_header("x-request-id", "phone-42-try-1", true)
+        .send(&service)
+        .await;
+    assert_eq!(
+        echoed.headers().get("x-request-id").unwrap(),
+        "phone-42-try-1"
+    );
+    let mut missing = TestClient::get(url("/api/v1/nothing")).send(&service).await;
+    let made = missing
+        .headers()
+        .get("x-request-id")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(Uuid::parse_str(&made).is_ok(), "a new id is made: {made}");
+    problem(&mut missing, 404, "route.not_found").await;
+    let odd = TestClient::get(url("/healthz"))
+        .add_header("x-request-id", "has spaces", true)
+        .send(&service)
+        .await;
+    assert_ne!(odd.headers().get("x-request-id").unwrap(), "has spaces");
+}
+
+#[tokio::test]
+async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = app(dir.path(), "[server]\nmax_in_flight = 2\n").await;
+    let service = librarian::http::service(app.clone());
+    let held = app.in_flight.clone().acquire_many_owned(2).await.unwrap();
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 503, "server.busy").await;
+    assert_eq!(res.headers().get("retry-after").unwrap(), "1");
+    let reads = TestClient::get(url("/api/v1/submissions"))
+        .send(&service)
+        .await;
+    assert_eq!(
+        reads.status_code,
+        Some(StatusCode::OK),
+        "reads are not capped"
+    );
+    assert!(files(&dir.path().join("data")).is_empty());
+    drop(held);
+    let res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&ean_png(), json!({})))
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+}

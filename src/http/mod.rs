@@ -1,5 +1,6 @@
 //! The HTTP API (v1): routes, CORS, and problem+json for every error.
 
+mod guard;
 mod intake;
 mod problem;
 mod routes;
@@ -77,7 +78,9 @@ fn router(app: Arc<App>) -> Router {
                     .push(Router::with_path("{id}").put(routes::submit)),
             ),
         );
+    let in_flight = guard::InFlight(app.in_flight.clone());
     let api = Router::with_path("api/v1")
+        .hoop_when(in_flight, |req, _| req.method() != Method::GET)
         .push(submissions)
         .push(pipelines)
         .push(Router::with_path("scan").post(routes::scan));
@@ -115,6 +118,7 @@ fn cors(origins: &[String]) -> Cors {
 pub fn service(app: Arc<App>) -> Service {
     let cors = cors(&app.loaded.config.server.cors_origins).into_handler();
     Service::new(router(app))
+        .hoop(guard::access_log)
         .hoop(cors)
         .catcher(Catcher::default().hoop(problem::catch_status))
 }
