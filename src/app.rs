@@ -12,6 +12,7 @@ use librarian_validators::Validator;
 
 use crate::extract::{self, Extractor};
 use crate::imaging::Analyzer;
+use crate::metrics::Metrics;
 use crate::orphans::Orphans;
 use crate::pipeline::{Named, Pipeline};
 
@@ -28,6 +29,9 @@ pub struct App {
     pub pipelines: BTreeMap<String, Arc<Pipeline>>,
     /// Permits for submissions in flight (`server.max_in_flight`).
     pub in_flight: Arc<Semaphore>,
+    /// How many permits there are.
+    pub in_flight_cap: usize,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -108,6 +112,7 @@ impl App {
             Duration::from_millis(config.server.image_time_budget_ms),
         ));
         let orphans = Arc::new(Orphans::new(config.server.orphans_file.clone()));
+        let metrics = Arc::new(Metrics::new());
         fn pick<T: ?Sized>(names: &[String], built: &BTreeMap<String, Arc<T>>) -> Vec<Named<T>> {
             names
                 .iter()
@@ -130,6 +135,7 @@ impl App {
                     actors: pick(&p.actors, &built.actors),
                     analyzer: analyzer.clone(),
                     orphans: orphans.clone(),
+                    metrics: metrics.clone(),
                 };
                 (name.clone(), Arc::new(pipeline))
             })
@@ -142,6 +148,8 @@ impl App {
             loaded,
             pipelines,
             in_flight: Arc::new(Semaphore::new(cap)),
+            in_flight_cap: cap,
+            metrics,
         })
     }
 

@@ -8,5 +8,6 @@ pub mod describe;
 pub mod extract;
 pub mod http;
 pub mod imaging;
+pub mod metrics;
 pub mod orphans;
 pub mod pipeline;

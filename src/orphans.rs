@@ -1,10 +1,9 @@
 //! Leftovers of an all-or-nothing store that could not be removed: appended to a JSON-lines
-//! file so that `librarian orphans` can list them for an operator, and counted.
+//! file so that `librarian orphans` can list them for an operator.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -20,7 +19,6 @@ pub struct Orphan {
 
 pub struct Orphans {
     path: PathBuf,
-    count: AtomicU64,
     file: Mutex<()>,
 }
 
@@ -28,14 +26,12 @@ impl Orphans {
     pub fn new(path: PathBuf) -> Self {
         Self {
             path,
-            count: AtomicU64::new(0),
             file: Mutex::new(()),
         }
     }
 
-    /// Logs, counts and appends one leftover; a failure to append is logged too.
+    /// Logs and appends one leftover; a failure to append is logged too.
     pub fn add(&self, orphan: &Orphan) {
-        self.count.fetch_add(1, Ordering::Relaxed);
         tracing::error!(id = %orphan.id, actor = %orphan.actor, location = %orphan.location, error = %orphan.error,
             "could not remove a partly stored record: listed by `librarian orphans`");
         let _guard = self
@@ -51,11 +47,6 @@ impl Orphans {
         if let Err(e) = appended {
             tracing::error!(path = %self.path.display(), error = %e, orphan = %line, "cannot write the orphans file");
         }
-    }
-
-    /// Leftovers seen since start.
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
     }
 }
 

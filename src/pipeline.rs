@@ -2,6 +2,7 @@
 //! that need extracted facts, then every actor in order — stored everywhere or nowhere.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
@@ -13,6 +14,7 @@ use uuid::Uuid;
 
 use crate::extract::{Extracted, Extractor};
 use crate::imaging::{Analyzer, DECODE_PIXEL_LIMIT, ImageError, probe};
+use crate::metrics::Metrics;
 use crate::orphans::{Orphan, Orphans};
 
 /// What an actor's methods return: a boxed future, as `async_trait` makes them.
@@ -33,6 +35,7 @@ pub struct Pipeline {
     pub actors: Vec<Named<dyn Actor>>,
     pub analyzer: Arc<Analyzer>,
     pub orphans: Arc<Orphans>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// One image and its labels, as read from a request.
@@ -199,6 +202,7 @@ impl Pipeline {
             .iter()
             .map(|e| e.component.clone())
             .collect();
+        let started = Instant::now();
         let extracted = self
             .analyzer
             .analyze(
@@ -207,7 +211,9 @@ impl Pipeline {
                 self.max_pixels(),
                 extractors,
             )
-            .await?;
+            .await;
+        self.metrics.stage("analyze", "", started.elapsed());
+        let extracted = extracted?;
         let full = Facts {
             labels: &submission.labels,
             image: &facts,
@@ -266,7 +272,10 @@ impl Pipeline {
         image: &[u8],
     ) -> Result<Accepted, SubmitError> {
         for (done, actor) in self.actors.iter().enumerate() {
-            let Err(error) = actor.component.store(&record, image).await else {
+            let started = Instant::now();
+            let stored = actor.component.store(&record, image).await;
+            self.metrics.stage("store", &actor.name, started.elapsed());
+            let Err(error) = stored else {
                 continue;
             };
             self.undo(&self.actors[..done], &record).await;
@@ -300,6 +309,7 @@ impl Pipeline {
     async fn undo(&self, stored: &[Named<dyn Actor>], record: &Record) {
         for actor in stored.iter().rev() {
             if let Err(error) = actor.component.remove(record.id).await {
+                self.metrics.orphan();
                 self.orphans.add(&Orphan {
                     at: Utc::now(),
                     id: record.id,

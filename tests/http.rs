@@ -590,6 +590,7 @@ async fn the_openapi_document_lists_every_route() {
         ("/api/v1/scan", "post"),
         ("/healthz", "get"),
         ("/readyz", "get"),
+        ("/metrics", "get"),
     ] {
         assert!(
             doc["paths"][path][method].is_object(),
@@ -671,4 +672,58 @@ async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
         .send(&service)
         .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
+}
+
+#[tokio::test]
+async fn metrics_count_a_known_mix_of_submissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let strict = "[pipelines.strict]\nvalidators = [\"labels\"]\nactors = [\"disk\"]\n[validators.labels]\nkind = \"json-schema\"\nschema = { type = \"object\", required = [\"class\"] }\n";
+    let service = service(dir.path(), strict).await;
+    let id = Uuid::new_v4();
+    let qr = png(&symbol(BarcodeFormat::QR_CODE, "metrics", 120, 120));
+    let sends = [
+        TestClient::put(url(&format!("/api/v1/submissions/{id}")))
+            .json(&body(&ean_png(), json!({}))),
+        TestClient::put(url(&format!("/api/v1/submissions/{id}")))
+            .json(&body(&ean_png(), json!({}))),
+        TestClient::post(url("/api/v1/submissions")).json(&body(&qr, json!({}))),
+        TestClient::post(url("/api/v1/pipelines/strict/submissions")).json(&body(&qr, json!({}))),
+        TestClient::post(url("/api/v1/submissions")).text("not a photo"),
+    ];
+    let mut statuses = Vec::new();
+    for send in sends {
+        statuses.push(send.send(&service).await.status_code.unwrap().as_u16());
+    }
+    assert_eq!(statuses, [201, 200, 201, 422, 415]);
+    let mut res = TestClient::get(url("/metrics")).send(&service).await;
+    assert!(
+        res.headers()
+            .get(CONTENT_TYPE)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = res.take_string().await.unwrap();
+    for line in [
+        r#"librarian_submissions_total{pipeline="default",outcome="stored",code=""} 2"#,
+        r#"librarian_submissions_total{pipeline="default",outcome="replayed",code=""} 1"#,
+        r#"librarian_submissions_total{pipeline="strict",outcome="rejected",code="validation.failed"} 1"#,
+        r#"librarian_submissions_total{pipeline="default",outcome="refused",code="body.unsupported_type"} 1"#,
+        r#"librarian_rejections_total{pipeline="strict",validator="labels",code="labels.schema"} 1"#,
+        r#"librarian_barcodes_total{format="EAN_13"} 1"#,
+        r#"librarian_barcodes_total{format="QR_CODE"} 1"#,
+        r#"librarian_stage_seconds_count{stage="read",actor=""} 5"#,
+        r#"librarian_stage_seconds_count{stage="analyze",actor=""} 2"#,
+        r#"librarian_stage_seconds_count{stage="store",actor="disk"} 2"#,
+        r#"librarian_http_requests_total{method="PUT",route="/api/v1/submissions/{id}",status="201"} 1"#,
+        r#"librarian_http_requests_total{method="PUT",route="/api/v1/submissions/{id}",status="200"} 1"#,
+        r#"librarian_http_requests_total{method="POST",route="/api/v1/pipelines/{name}/submissions",status="422"} 1"#,
+        "librarian_submissions_in_flight 0",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing `{line}` in:\n{text}"
+        );
+    }
 }

@@ -10,6 +10,7 @@ use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::problem::Problem;
+use crate::metrics::Metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -20,36 +21,43 @@ fn request_id(req: &Request) -> String {
         .unwrap_or_else(|| Uuid::new_v4().to_string())
 }
 
-/// Gives every request an `X-Request-Id` (the caller's or a new one), returns it, and logs one
-/// line per request: never a body, a token or a secret.
-#[handler]
-pub async fn access_log(
-    req: &mut Request,
-    depot: &mut Depot,
-    res: &mut Response,
-    ctrl: &mut FlowCtrl,
-) {
-    let started = Instant::now();
-    let id = request_id(req);
-    if let Ok(value) = HeaderValue::from_str(&id) {
-        res.headers_mut().insert(REQUEST_ID, value);
+/// Gives every request an `X-Request-Id` (the caller's or a new one), returns it, counts it,
+/// and logs one line per request: never a body, a token or a secret.
+pub struct AccessLog(pub Arc<Metrics>);
+
+#[async_trait]
+impl Handler for AccessLog {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        let started = Instant::now();
+        let id = request_id(req);
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            res.headers_mut().insert(REQUEST_ID, value);
+        }
+        ctrl.call_next(req, depot, res).await;
+        let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
+        let record = res
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        self.0
+            .request(req.method().as_str(), req.uri().path(), status);
+        tracing::info!(
+            request_id = %id,
+            method = %req.method(),
+            path = req.uri().path(),
+            status,
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            record,
+            "request"
+        );
     }
-    ctrl.call_next(req, depot, res).await;
-    let status = res.status_code.unwrap_or(StatusCode::OK).as_u16();
-    let record = res
-        .headers()
-        .get(LOCATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    tracing::info!(
-        request_id = %id,
-        method = %req.method(),
-        path = req.uri().path(),
-        status,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        record,
-        "request"
-    );
 }
 
 /// Admits at most the configured number of submissions at once; the next one is answered 503

@@ -90,6 +90,7 @@ fn router(app: Arc<App>) -> Router {
         .push(api)
         .push(Router::with_path("healthz").get(routes::healthz))
         .push(Router::with_path("readyz").get(routes::readyz))
+        .push(Router::with_path("metrics").get(routes::metrics))
         .push(Router::with_path("openapi.json").get(openapi))
         .push(Router::with_path("docs").get(docs))
         .push(Router::with_path("assets/app.js").get(page_script))
@@ -117,8 +118,9 @@ fn cors(origins: &[String]) -> Cors {
 /// statuses raised outside the handlers.
 pub fn service(app: Arc<App>) -> Service {
     let cors = cors(&app.loaded.config.server.cors_origins).into_handler();
+    let access_log = guard::AccessLog(app.metrics.clone());
     Service::new(router(app))
-        .hoop(guard::access_log)
+        .hoop(access_log)
         .hoop(cors)
         .catcher(Catcher::default().hoop(problem::catch_status))
 }

@@ -15,7 +15,7 @@ use super::intake::{Fields, InputError, decode_image_text, read_body, read_submi
 use super::problem::Problem;
 use crate::app::App;
 use crate::config::DEFAULT_PIPELINE;
-use crate::pipeline::{BoxFuture, Pipeline, SubmitError};
+use crate::pipeline::{Accepted, BoxFuture, Pipeline, SubmitError};
 
 const MAX_PAGE: usize = 100;
 const MAX_SCAN_IMAGES: usize = 32;
@@ -47,16 +47,9 @@ pub async fn submit(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let pipeline = pipeline(&app, req.param::<String>("name").as_deref())?;
-    let id = req
-        .param::<String>("id")
-        .map(|id| parse_id(&id))
-        .transpose()?;
-    let fields = Fields {
-        image: &pipeline.image_field,
-        labels: &pipeline.labels_field,
-    };
-    let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await?;
-    let accepted = pipeline.submit(submission, id).await?;
+    let outcome = accept(&app, &pipeline, req).await;
+    app.metrics.submission(&pipeline.name, &outcome);
+    let accepted = outcome?;
     let location = format!("/api/v1/submissions/{}", accepted.record.id);
     res.status_code(if accepted.created {
         StatusCode::CREATED
@@ -69,6 +62,33 @@ pub async fn submit(
     );
     res.render(Json(&accepted.record));
     Ok(())
+}
+
+/// Reads the submission and hands it to the pipeline.
+async fn accept(app: &App, pipeline: &Pipeline, req: &mut Request) -> Result<Accepted, Problem> {
+    let id = req
+        .param::<String>("id")
+        .map(|id| parse_id(&id))
+        .transpose()?;
+    let fields = Fields {
+        image: &pipeline.image_field,
+        labels: &pipeline.labels_field,
+    };
+    let started = Instant::now();
+    let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await;
+    app.metrics.stage("read", "", started.elapsed());
+    Ok(pipeline.submit(submission?, id).await?)
+}
+
+#[handler]
+pub async fn metrics(depot: &mut Depot, res: &mut Response) {
+    let app = app(depot);
+    let in_flight = app.in_flight_cap - app.in_flight.available_permits();
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    res.body(app.metrics.render(in_flight));
 }
 
 /// The first answer of the pipelines' readers, `default` first.

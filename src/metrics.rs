@@ -1,0 +1,266 @@
+//! Prometheus metrics, served at `GET /metrics` in the text format.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::http::Problem;
+use crate::pipeline::Accepted;
+
+/// Every route the API has; any other path is counted as `other`, so that probes for
+/// random paths cannot grow the number of series.
+const ROUTES: [&str; 16] = [
+    "/",
+    "/healthz",
+    "/readyz",
+    "/metrics",
+    "/openapi.json",
+    "/docs",
+    "/assets/app.js",
+    "/assets/app.css",
+    "/api/v1/submissions",
+    "/api/v1/submissions/{id}",
+    "/api/v1/submissions/{id}/image",
+    "/api/v1/pipelines",
+    "/api/v1/pipelines/{name}",
+    "/api/v1/pipelines/{name}/submissions",
+    "/api/v1/pipelines/{name}/submissions/{id}",
+    "/api/v1/scan",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SubmissionLabels {
+    pipeline: String,
+    outcome: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RejectionLabels {
+    pipeline: String,
+    validator: String,
+    code: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StageLabels {
+    stage: String,
+    actor: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FormatLabels {
+    format: String,
+}
+
+fn stage_histogram() -> Histogram {
+    // 1 ms to about 16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    submissions: Family<SubmissionLabels, Counter>,
+    rejections: Family<RejectionLabels, Counter>,
+    stages: Family<StageLabels, Histogram, fn() -> Histogram>,
+    barcodes: Family<FormatLabels, Counter>,
+    in_flight: Gauge,
+    orphans: Counter,
+    /// Encoding walks the registry; one scrape at a time.
+    encoding: Mutex<()>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("librarian");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let submissions = Family::<SubmissionLabels, Counter>::default();
+        let rejections = Family::<RejectionLabels, Counter>::default();
+        let stages = Family::<StageLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            stage_histogram,
+        );
+        let barcodes = Family::<FormatLabels, Counter>::default();
+        let in_flight = Gauge::default();
+        let orphans = Counter::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        registry.register("submissions", "Submissions by pipeline and outcome (stored, replayed, rejected, refused, failed) with the problem code", submissions.clone());
+        registry.register(
+            "rejections",
+            "Findings of validators that rejected a submission",
+            rejections.clone(),
+        );
+        registry.register("stage_seconds", "Time of each stage of a submission: read, analyze (decode and extract), store by actor", stages.clone());
+        registry.register(
+            "barcodes",
+            "Barcodes found in stored submissions, by format",
+            barcodes.clone(),
+        );
+        registry.register(
+            "submissions_in_flight",
+            "Submissions being handled now",
+            in_flight.clone(),
+        );
+        registry.register(
+            "orphans",
+            "Leftovers of failed stores that could not be removed",
+            orphans.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            submissions,
+            rejections,
+            stages,
+            barcodes,
+            in_flight,
+            orphans,
+            encoding: Mutex::new(()),
+        }
+    }
+
+    pub fn request(&self, method: &str, path: &str, status: u16) {
+        let route = route_of(path);
+        self.requests
+            .get_or_create(&RequestLabels {
+                method: method.to_owned(),
+                route,
+                status,
+            })
+            .inc();
+    }
+
+    /// One submission's outcome, as it was answered.
+    pub fn submission(&self, pipeline: &str, outcome: &Result<Accepted, Problem>) {
+        let (kind, code) = match outcome {
+            Ok(accepted) if accepted.created => {
+                for code in &accepted.record.barcodes {
+                    self.barcodes
+                        .get_or_create(&FormatLabels {
+                            format: code.format.clone(),
+                        })
+                        .inc();
+                }
+                ("stored", "")
+            }
+            Ok(_) => ("replayed", ""),
+            Err(problem) => {
+                for error in &problem.errors {
+                    let labels = RejectionLabels {
+                        pipeline: pipeline.to_owned(),
+                        validator: error.validator.clone(),
+                        code: error.finding.code.clone(),
+                    };
+                    self.rejections.get_or_create(&labels).inc();
+                }
+                let kind = match problem.status.as_u16() {
+                    422 => "rejected",
+                    500.. => "failed",
+                    _ => "refused",
+                };
+                (kind, problem.code)
+            }
+        };
+        let labels = SubmissionLabels {
+            pipeline: pipeline.to_owned(),
+            outcome: kind.to_owned(),
+            code: code.to_owned(),
+        };
+        self.submissions.get_or_create(&labels).inc();
+    }
+
+    pub fn stage(&self, stage: &str, actor: &str, took: Duration) {
+        let labels = StageLabels {
+            stage: stage.to_owned(),
+            actor: actor.to_owned(),
+        };
+        self.stages
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+
+    pub fn orphan(&self) {
+        self.orphans.inc();
+    }
+
+    /// The text exposition, with the in-flight gauge read now.
+    pub fn render(&self, in_flight: usize) -> String {
+        let _one_at_a_time = self
+            .encoding
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        self.in_flight.set(in_flight as i64);
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The route template of a path: ids become `{id}`, pipeline names `{name}`.
+fn route_of(path: &str) -> String {
+    let mut previous = "";
+    let template: Vec<&str> = path
+        .split('/')
+        .map(|segment| {
+            let mapped = if uuid::Uuid::parse_str(segment).is_ok() {
+                "{id}"
+            } else if previous == "pipelines" && !segment.is_empty() {
+                "{name}"
+            } else {
+                segment
+            };
+            previous = segment;
+            mapped
+        })
+        .collect();
+    let template = template.join("/");
+    if ROUTES.contains(&template.as_str()) {
+        template
+    } else {
+        "other".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_of;
+
+    #[test]
+    fn paths_map_to_their_route_templates() {
+        assert_eq!(
+            route_of("/api/v1/submissions/0193d7a2-5b1c-7cc0-8f00-000000000001/image"),
+            "/api/v1/submissions/{id}/image"
+        );
+        assert_eq!(
+            route_of("/api/v1/pipelines/products/submissions"),
+            "/api/v1/pipelines/{name}/submissions"
+        );
+        assert_eq!(route_of("/wp-admin/setup.php"), "other");
+        assert_eq!(route_of("/"), "/");
+    }
+}
