@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub server: ServerConfig,
     #[serde(default)]
+    pub rate_limit: RateLimitConfig,
+    #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
     #[serde(default)]
     pub validators: BTreeMap<String, ValidatorConfig>,
@@ -98,6 +100,46 @@ impl Default for ServerConfig {
     }
 }
 
+/// Submissions allowed per client (bearer token, else IP address) before 429.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Sustained rate per client; 0 turns rate limiting off.
+    #[serde(default)]
+    pub requests_per_minute: u32,
+    /// Submissions a client may send at once before the rate applies.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Proxies (load balancers) whose `X-Forwarded-For` names the client; from any other
+    /// address the header is ignored.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+}
+
+/// A pipeline's own rate, replacing the global one.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuotaConfig {
+    /// 0 turns rate limiting off for this pipeline.
+    pub requests_per_minute: u32,
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    10
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 0,
+            burst: default_burst(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
 /// A named route through the service: which components, in order.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -117,6 +159,9 @@ pub struct PipelineConfig {
     /// Name of the labels field in JSON and multipart bodies.
     #[serde(default = "default_labels_field")]
     pub labels_field: String,
+    /// This pipeline's rate limit instead of `[rate_limit]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<QuotaConfig>,
 }
 
 fn default_image_field() -> String {
@@ -241,6 +286,7 @@ impl Config {
                 actors: vec!["disk".into()],
                 image_field: default_image_field(),
                 labels_field: default_labels_field(),
+                rate_limit: None,
             },
         );
         config
@@ -264,6 +310,9 @@ impl Config {
                 "must be greater than 0",
             ));
         }
+        if self.rate_limit.requests_per_minute > 0 && self.rate_limit.burst == 0 {
+            problems.push(ConfigError::key("rate_limit.burst", "must be at least 1"));
+        }
         if self.server.image_time_budget_ms == 0 {
             problems.push(ConfigError::key(
                 "server.image_time_budget_ms",
@@ -280,6 +329,16 @@ impl Config {
                 problems.push(ConfigError::key(
                     &key,
                     "a pipeline name may hold only letters, digits, `-` and `_`",
+                ));
+            }
+            if pipeline
+                .rate_limit
+                .as_ref()
+                .is_some_and(|q| q.requests_per_minute > 0 && q.burst == 0)
+            {
+                problems.push(ConfigError::key(
+                    format!("{key}.rate_limit.burst"),
+                    "must be at least 1",
                 ));
             }
             if pipeline.actors.is_empty() {

@@ -727,3 +727,65 @@ async fn metrics_count_a_known_mix_of_submissions() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_client_over_the_rate_limit_gets_429_then_is_served_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[rate_limit]\nrequests_per_minute = 60\nburst = 2\n[pipelines.open]\nactors = [\"disk\"]\nrate_limit = { requests_per_minute = 0 }\n";
+    let service = service(dir.path(), extra).await;
+    let send = |path: &str| TestClient::post(url(path)).json(&body(&ean_png(), json!({})));
+    for _ in 0..2 {
+        assert_eq!(
+            send("/api/v1/submissions").send(&service).await.status_code,
+            Some(StatusCode::CREATED)
+        );
+    }
+    let mut limited = send("/api/v1/submissions").send(&service).await;
+    let retry: u64 = limited
+        .headers()
+        .get("retry-after")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    problem(&mut limited, 429, "rate.limited").await;
+    let reads = TestClient::get(url("/api/v1/submissions"))
+        .send(&service)
+        .await;
+    assert_eq!(
+        reads.status_code,
+        Some(StatusCode::OK),
+        "reads are not limited"
+    );
+    let other = send("/api/v1/pipelines/open/submissions")
+        .send(&service)
+        .await;
+    assert_eq!(
+        other.status_code,
+        Some(StatusCode::CREATED),
+        "a pipeline can turn the limit off"
+    );
+    let token = send("/api/v1/submissions")
+        .add_header("authorization", "Bearer someone-else", true)
+        .send(&service)
+        .await;
+    assert_eq!(
+        token.status_code,
+        Some(StatusCode::CREATED),
+        "another client has its own budget"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
+    let again = send("/api/v1/submissions").send(&service).await;
+    assert_eq!(
+        again.status_code,
+        Some(StatusCode::CREATED),
+        "served again after Retry-After"
+    );
+    assert_eq!(
+        files(&dir.path().join("data")).len(),
+        10,
+        "five stored, none of the refused"
+    );
+}

@@ -79,8 +79,11 @@ fn router(app: Arc<App>) -> Router {
             ),
         );
     let in_flight = guard::InFlight(app.in_flight.clone());
+    let rate_limit = guard::RateLimit::new(&app.loaded.config);
+    let submits = |req: &Request, _: &Depot| req.method() != Method::GET;
     let api = Router::with_path("api/v1")
-        .hoop_when(in_flight, |req, _| req.method() != Method::GET)
+        .hoop_when(rate_limit, submits)
+        .hoop_when(in_flight, submits)
         .push(submissions)
         .push(pipelines)
         .push(Router::with_path("scan").post(routes::scan));
