@@ -136,6 +136,8 @@ impl App {
                     analyzer: analyzer.clone(),
                     orphans: orphans.clone(),
                     metrics: metrics.clone(),
+                    strip_metadata: p.strip_metadata,
+                    keep_metadata: p.keep_metadata.clone(),
                 };
                 (name.clone(), Arc::new(pipeline))
             })

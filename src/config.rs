@@ -15,6 +15,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
+use crate::privacy::KeepMetadata;
 
 /// The name of the pipeline that always exists and that the plain routes use.
 pub const DEFAULT_PIPELINE: &str = "default";
@@ -159,6 +160,13 @@ pub struct PipelineConfig {
     /// Name of the labels field in JSON and multipart bodies.
     #[serde(default = "default_labels_field")]
     pub labels_field: String,
+    /// Remove EXIF (but the orientation), XMP, IPTC and comments from stored JPEG, PNG and
+    /// WebP files, without re-encoding pixels; the record lists what was removed.
+    #[serde(default)]
+    pub strip_metadata: bool,
+    /// With `strip_metadata`: facts to keep in the record (`capture_time`).
+    #[serde(default)]
+    pub keep_metadata: Vec<KeepMetadata>,
     /// This pipeline's rate limit instead of `[rate_limit]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaConfig>,
@@ -287,6 +295,8 @@ impl Config {
                 image_field: default_image_field(),
                 labels_field: default_labels_field(),
                 rate_limit: None,
+                strip_metadata: false,
+                keep_metadata: Vec::new(),
             },
         );
         config

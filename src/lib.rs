@@ -11,3 +11,4 @@ pub mod imaging;
 pub mod metrics;
 pub mod orphans;
 pub mod pipeline;
+pub mod privacy;

@@ -16,6 +16,7 @@ use crate::extract::{Extracted, Extractor};
 use crate::imaging::{Analyzer, DECODE_PIXEL_LIMIT, ImageError, probe};
 use crate::metrics::Metrics;
 use crate::orphans::{Orphan, Orphans};
+use crate::privacy::{KeepMetadata, strip};
 
 /// What an actor's methods return: a boxed future, as `async_trait` makes them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -36,6 +37,8 @@ pub struct Pipeline {
     pub analyzer: Arc<Analyzer>,
     pub orphans: Arc<Orphans>,
     pub metrics: Arc<Metrics>,
+    pub strip_metadata: bool,
+    pub keep_metadata: Vec<KeepMetadata>,
 }
 
 /// One image and its labels, as read from a request.
@@ -55,6 +58,8 @@ pub struct Accepted {
 pub enum SubmitError {
     #[error(transparent)]
     Image(#[from] ImageError),
+    #[error("{0}")]
+    Unstrippable(String),
     #[error("this pipeline does not accept {0} images")]
     FormatNotAllowed(ImageFormat),
     #[error("the submission was rejected by {} validator(s)", .0.len())]
@@ -176,9 +181,18 @@ impl Pipeline {
 
     pub async fn submit(
         &self,
-        submission: Submission,
+        mut submission: Submission,
         id: Option<Uuid>,
     ) -> Result<Accepted, SubmitError> {
+        // Stripped first, so that hashes, duplicates and retries all see the bytes stored.
+        let metadata = if self.strip_metadata {
+            let (stripped, report) = strip(&submission.image, &self.keep_metadata)
+                .map_err(|e| SubmitError::Unstrippable(e.to_string()))?;
+            submission.image = stripped;
+            Some(report)
+        } else {
+            None
+        };
         let facts = probe(&submission.image)?;
         if !self.accepts(facts.format) {
             return Err(SubmitError::FormatNotAllowed(facts.format));
@@ -234,6 +248,7 @@ impl Pipeline {
             labels: submission.labels,
             image: facts,
             barcodes: extracted.barcodes,
+            metadata,
             duplicate_of,
             stored: Vec::new(),
         };

@@ -789,3 +789,113 @@ async fn a_client_over_the_rate_limit_gets_429_then_is_served_again() {
         "five stored, none of the refused"
     );
 }
+
+/// EXIF (little-endian TIFF) with an orientation, a capture time and a GPS position.
+fn exif_with_gps() -> Vec<u8> {
+    fn entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: [u8; 4]) {
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&count.to_le_bytes());
+        out.extend_from_slice(&value);
+    }
+    let (exif_ifd, time_at, gps_ifd, degrees_at) = (50u32, 68u32, 88u32, 118u32);
+    let mut t = b"II*\0".to_vec();
+    t.extend_from_slice(&8u32.to_le_bytes());
+    t.extend_from_slice(&3u16.to_le_bytes());
+    entry(&mut t, 0x0112, 3, 1, [6, 0, 0, 0]);
+    entry(&mut t, 0x8769, 4, 1, exif_ifd.to_le_bytes());
+    entry(&mut t, 0x8825, 4, 1, gps_ifd.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(&1u16.to_le_bytes());
+    entry(&mut t, 0x9003, 2, 20, time_at.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    t.extend_from_slice(b"2026:11:22 10:00:00\0");
+    t.extend_from_slice(&2u16.to_le_bytes());
+    entry(&mut t, 0x0001, 2, 2, [b'N', 0, 0, 0]);
+    entry(&mut t, 0x0002, 5, 3, degrees_at.to_le_bytes());
+    t.extend_from_slice(&0u32.to_le_bytes());
+    for (n, d) in [(52u32, 1u32), (31, 1), (0, 1)] {
+        t.extend_from_slice(&n.to_le_bytes());
+        t.extend_from_slice(&d.to_le_bytes());
+    }
+    assert_eq!(t.len(), 142);
+    t
+}
+
+fn exif_of(jpeg: &[u8]) -> Option<exif::Exif> {
+    use img_parts::ImageEXIF;
+    let parsed = img_parts::jpeg::Jpeg::from_bytes(jpeg.to_vec().into()).unwrap();
+    exif::Reader::new().read_raw(parsed.exif()?.to_vec()).ok()
+}
+
+#[tokio::test]
+async fn stripping_removes_the_gps_position_keeps_pixels_orientation_and_capture_time() {
+    use img_parts::ImageEXIF;
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[pipelines.private]\nextractors = [\"barcode\"]\nactors = [\"disk\"]\nstrip_metadata = true\nkeep_metadata = [\"capture_time\"]\n";
+    let service = service(dir.path(), extra).await;
+    let mut photo = img_parts::jpeg::Jpeg::from_bytes(
+        jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160)).into(),
+    )
+    .unwrap();
+    photo.set_exif(Some(exif_with_gps().into()));
+    let original = photo.encoder().bytes().to_vec();
+    let sent = exif_of(&original).expect("the test photo carries EXIF");
+    assert!(
+        sent.get_field(exif::Tag::GPSLatitude, exif::In::PRIMARY)
+            .is_some(),
+        "and a GPS position"
+    );
+
+    let mut res = TestClient::post(url("/api/v1/pipelines/private/submissions"))
+        .json(&body(&original, json!({})))
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    let record = json_of(&mut res).await;
+    assert_eq!(record["metadata"]["removed"], json!(["exif"]));
+    assert_eq!(
+        record["metadata"]["kept"]["capture_time"],
+        "2026-11-22 10:00:00"
+    );
+    assert_eq!(record["barcodes"][0]["text"], EAN);
+    let stored = std::fs::read(
+        dir.path()
+            .join("data")
+            .join(format!("{}.jpg", record["id"].as_str().unwrap())),
+    )
+    .unwrap();
+    let kept = exif_of(&stored).expect("the orientation is kept");
+    assert!(
+        kept.get_field(exif::Tag::GPSLatitude, exif::In::PRIMARY)
+            .is_none(),
+        "no GPS tag is stored"
+    );
+    assert!(
+        kept.get_field(exif::Tag::DateTimeOriginal, exif::In::PRIMARY)
+            .is_none()
+    );
+    assert_eq!(
+        kept.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+            .unwrap()
+            .value
+            .get_uint(0),
+        Some(6)
+    );
+    let pixels = |bytes: &[u8]| {
+        image::load_from_memory(bytes)
+            .unwrap()
+            .into_luma8()
+            .into_raw()
+    };
+    assert_eq!(
+        pixels(&stored),
+        pixels(&original),
+        "pixels are not re-encoded"
+    );
+    assert_eq!(
+        record["image"]["bytes"],
+        stored.len(),
+        "the record describes the stored file"
+    );
+}

@@ -320,6 +320,7 @@ mod tests {
                 sha256: sha.into(),
             },
             barcodes: vec![],
+            metadata: None,
             duplicate_of: None,
             stored: vec![],
         }

@@ -125,11 +125,24 @@ pub struct Record {
     pub labels: Labels,
     pub image: ImageFacts,
     pub barcodes: Vec<Barcode>,
+    /// What metadata was removed from the stored image, when the pipeline strips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<MetadataReport>,
     /// An earlier record holding the same image bytes (by sha256), when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duplicate_of: Option<Uuid>,
     #[serde(default)]
     pub stored: Vec<Stored>,
+}
+
+/// Metadata removed from a stored image, and facts the pipeline chose to keep from it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MetadataReport {
+    /// Kinds removed: `exif` (all but the orientation), `xmp`, `iptc`, `comment`, PNG text chunks.
+    pub removed: Vec<String>,
+    /// What was kept in the record, e.g. `capture_time`.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub kept: Map<String, Value>,
 }
 
 impl Record {

@@ -183,6 +183,11 @@ impl From<SubmitError> for Problem {
                 detail,
             )
             .retry_after(1),
+            SubmitError::Unstrippable(_) => Self::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "image.metadata_unreadable",
+                detail,
+            ),
             SubmitError::TooLargeFor { .. } => Self::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "actor.image_too_large",
