@@ -16,8 +16,12 @@ COPY --from=build /src/target/release/librarian /usr/local/bin/librarian
 USER librarian
 WORKDIR /data
 ENV LIBRARIAN_SERVER__BIND=0.0.0.0:8080 \
-    LIBRARIAN_ACTORS__DISK__DIR=/data
+    LIBRARIAN_ACTORS__DISK__DIR=/data \
+    LIBRARIAN_SERVER__ORPHANS_FILE=/data/orphans.jsonl \
+    LIBRARIAN_AUTH__TOKEN_FILE=/data/tokens.json
 VOLUME ["/data"]
 EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["librarian", "health", "--url", "http://127.0.0.1:8080/healthz"]
 ENTRYPOINT ["librarian"]
 CMD ["serve", "--log-format", "json"]

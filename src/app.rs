@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
+use crate::auth::Auth;
 use crate::config::{Config, ConfigError, DEFAULT_PIPELINE, Loaded, PipelineConfig};
 use librarian_actors::Actor;
 use librarian_validators::Validator;
@@ -32,6 +33,7 @@ pub struct App {
     /// How many permits there are.
     pub in_flight_cap: usize,
     pub metrics: Arc<Metrics>,
+    pub auth: Auth,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -98,6 +100,7 @@ impl Components {
 impl App {
     /// Checks every component some pipeline uses, without contacting any server.
     pub async fn check(loaded: &Loaded) -> Result<(), ConfigError> {
+        Auth::new(loaded)?;
         Components::build(loaded, Actors::CheckOffline)
             .await
             .map(drop)
@@ -106,6 +109,7 @@ impl App {
     /// Builds the components that pipelines use, each once, and the pipelines from them.
     pub async fn build(loaded: Loaded) -> Result<Self, ConfigError> {
         let built = Components::build(&loaded, Actors::Connect).await?;
+        let auth = Auth::new(&loaded)?;
         let config = &loaded.config;
         let analyzer = Arc::new(Analyzer::new(
             config.server.image_workers,
@@ -152,6 +156,7 @@ impl App {
             in_flight: Arc::new(Semaphore::new(cap)),
             in_flight_cap: cap,
             metrics,
+            auth,
         })
     }
 

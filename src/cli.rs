@@ -46,10 +46,47 @@ enum Command {
     },
     /// Send an image with labels to a running Librarian.
     Submit(SubmitArgs),
+    /// Manage contributor tokens (`[auth] mode = "tokens"`).
+    Token {
+        #[arg(long, env = "LIBRARIAN_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Exit 0 when a running Librarian answers its health check (for container HEALTHCHECKs).
+    Health {
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
     /// List what failed all-or-nothing stores left behind and could not remove.
     Orphans {
         #[arg(long, env = "LIBRARIAN_CONFIG")]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token and print its secret, once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// How long it is valid, e.g. `30d`, `12h`; default: until revoked.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// Pipelines it may use, comma-separated; default: all.
+        #[arg(long, value_delimiter = ',')]
+        pipelines: Vec<String>,
+    },
+    /// Every token, without secrets.
+    List,
+    /// Refuse a token from now on.
+    Revoke { token: String },
+    /// Give a token a new secret; the old one stays valid for the grace period.
+    Rotate {
+        token: String,
+        #[arg(long, value_parser = humantime::parse_duration, default_value = "1h")]
+        grace: std::time::Duration,
     },
 }
 
@@ -120,6 +157,8 @@ pub fn main() -> ExitCode {
         Command::Scan { config, images } => scan(config, images),
         Command::Submit(args) => submit(args),
         Command::Orphans { config } => orphans(config),
+        Command::Health { url } => health(&url),
+        Command::Token { config, command } => token(config, command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -304,4 +343,66 @@ fn orphans(config: Option<PathBuf>) -> Result<(), String> {
     }
     eprintln!("{} orphan(s) listed in {}", found.len(), path.display());
     Ok(())
+}
+
+fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
+    use crate::auth::tokens;
+    let overrides = Overrides {
+        config_file: config,
+        ..Default::default()
+    };
+    let loaded = Config::load(&overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let path = loaded.base_dir.join(&loaded.config.auth.token_file);
+    let duration =
+        |d: std::time::Duration| chrono::Duration::from_std(d).map_err(|e| e.to_string());
+    match command {
+        TokenCommand::Create {
+            name,
+            expires,
+            pipelines,
+        } => {
+            let expires_at = expires
+                .map(duration)
+                .transpose()?
+                .map(|d| chrono::Utc::now() + d);
+            let secret =
+                tokens::create(&path, &name, expires_at, pipelines).map_err(|e| e.to_string())?;
+            println!("{secret}");
+            eprintln!("token `{name}` created; this is the only time its secret is shown");
+        }
+        TokenCommand::List => {
+            for entry in tokens::list(&path).map_err(|e| e.to_string())? {
+                let shown = json!({"id": entry.id, "name": entry.name, "created_at": entry.created_at,
+                    "expires_at": entry.expires_at, "pipelines": entry.pipelines, "revoked_at": entry.revoked_at,
+                    "previous_valid_until": entry.previous_valid_until});
+                println!("{shown}");
+            }
+        }
+        TokenCommand::Revoke { token } => {
+            tokens::revoke(&path, &token).map_err(|e| e.to_string())?;
+            eprintln!("token `{token}` revoked");
+        }
+        TokenCommand::Rotate { token, grace } => {
+            let secret =
+                tokens::rotate(&path, &token, duration(grace)?).map_err(|e| e.to_string())?;
+            println!("{secret}");
+            eprintln!(
+                "token `{token}` rotated; the old secret stays valid for {}",
+                humantime::format_duration(grace)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn health(url: &str) -> Result<(), String> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(5)))
+        .build()
+        .into();
+    agent
+        .get(url)
+        .call()
+        .map(drop)
+        .map_err(|e| format!("{url}: {e}"))
 }

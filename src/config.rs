@@ -14,6 +14,7 @@ use librarian_validators::{ImageRuleConfig, ValidatorConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthConfig, AuthMode};
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
 use crate::privacy::KeepMetadata;
 
@@ -27,6 +28,8 @@ pub struct Config {
     pub server: ServerConfig,
     #[serde(default)]
     pub rate_limit: RateLimitConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
     #[serde(default)]
@@ -167,6 +170,9 @@ pub struct PipelineConfig {
     /// With `strip_metadata`: facts to keep in the record (`capture_time`).
     #[serde(default)]
     pub keep_metadata: Vec<KeepMetadata>,
+    /// This pipeline's authentication instead of `[auth] mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthMode>,
     /// This pipeline's rate limit instead of `[rate_limit]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaConfig>,
@@ -295,6 +301,7 @@ impl Config {
                 image_field: default_image_field(),
                 labels_field: default_labels_field(),
                 rate_limit: None,
+                auth: None,
                 strip_metadata: false,
                 keep_metadata: Vec::new(),
             },

@@ -2,6 +2,7 @@
 //! stores each accepted record under a UUID.
 
 pub mod app;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod describe;

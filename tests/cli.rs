@@ -271,6 +271,12 @@ fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
         .map(|p| p.file_name().unwrap().to_string_lossy().into())
         .collect();
     assert_eq!(names, [format!("{id}.json"), format!("{id}.png")]);
+    let healthy = run(
+        dir.path(),
+        &["health", "--url", &format!("{url}/healthz")],
+        &[],
+    );
+    assert!(healthy.status.success(), "{}", stderr(&healthy));
     let again = run(dir.path(), &args, &[]);
     assert!(
         again.status.success(),
@@ -282,6 +288,12 @@ fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
         &[],
     );
     assert!(!refused.status.success());
+    let nobody = format!("http://127.0.0.1:{}/healthz", free_port());
+    assert!(
+        !run(dir.path(), &["health", "--url", &nobody], &[])
+            .status
+            .success()
+    );
 }
 
 #[test]
@@ -404,4 +416,59 @@ fn sigterm_lets_a_submission_in_flight_finish_then_exits_0() {
     };
     assert_eq!(status.code(), Some(0));
     assert!(dir.path().join("data").join(format!("{id}.json")).exists());
+}
+
+#[test]
+fn token_commands_create_list_rotate_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let created = run(
+        dir.path(),
+        &[
+            "token",
+            "create",
+            "--name",
+            "field-team",
+            "--expires",
+            "30d",
+            "--pipelines",
+            "a,b",
+        ],
+        &[],
+    );
+    assert!(created.status.success(), "{}", stderr(&created));
+    let secret = stdout(&created).trim().to_owned();
+    assert!(secret.starts_with("lib_"), "{secret}");
+    let listed = stdout(&run(dir.path(), &["token", "list"], &[]));
+    let entry: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    assert_eq!(entry["name"], "field-team");
+    assert_eq!(entry["pipelines"], serde_json::json!(["a", "b"]));
+    assert!(entry["expires_at"].is_string());
+    assert!(
+        !listed.contains(&secret[secret.len() - 20..]),
+        "no secret is listed"
+    );
+    let rotated = run(
+        dir.path(),
+        &["token", "rotate", "field-team", "--grace", "10m"],
+        &[],
+    );
+    assert!(rotated.status.success() && stdout(&rotated).trim() != secret);
+    assert!(
+        run(dir.path(), &["token", "revoke", "field-team"], &[])
+            .status
+            .success()
+    );
+    let revoked: Value = serde_json::from_str(
+        stdout(&run(dir.path(), &["token", "list"], &[]))
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(revoked["revoked_at"].is_string());
+    assert!(
+        !run(dir.path(), &["token", "revoke", "nobody"], &[])
+            .status
+            .success()
+    );
 }

@@ -81,8 +81,12 @@ fn router(app: Arc<App>) -> Router {
     let in_flight = guard::InFlight(app.in_flight.clone());
     let rate_limit = guard::RateLimit::new(&app.loaded.config);
     let submits = |req: &Request, _: &Depot| req.method() != Method::GET;
+    let guarded = |req: &Request, _: &Depot| {
+        req.method() != Method::GET || !req.uri().path().starts_with("/api/v1/pipelines")
+    };
     let api = Router::with_path("api/v1")
         .hoop_when(rate_limit, submits)
+        .hoop_when(app.auth.clone(), guarded)
         .hoop_when(in_flight, submits)
         .push(submissions)
         .push(pipelines)
