@@ -210,11 +210,17 @@ impl Analyzer {
             // budget still counts against the pool and cannot multiply.
             let _permit = permit;
             catch_unwind(AssertUnwindSafe(|| {
+                let started = std::time::Instant::now();
                 let gray = decode_gray(&bytes, &facts, max_pixels)?;
-                let mut found = Extracted::default();
+                let mut found = Extracted {
+                    decode_time: started.elapsed(),
+                    ..Default::default()
+                };
+                let started = std::time::Instant::now();
                 for extractor in &extractors {
                     extractor.extract(&gray, &mut found);
                 }
+                found.extract_time = started.elapsed();
                 Ok(found)
             }))
             .unwrap_or_else(|_| {

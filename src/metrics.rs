@@ -114,7 +114,11 @@ impl Metrics {
             "Findings of validators that rejected a submission",
             rejections.clone(),
         );
-        registry.register("stage_seconds", "Time of each stage of a submission: read, analyze (decode and extract), store by actor", stages.clone());
+        registry.register(
+            "stage_seconds",
+            "Time of each stage of a submission: read, validate, decode, extract, store by actor",
+            stages.clone(),
+        );
         registry.register(
             "barcodes",
             "Barcodes found in stored submissions, by format",

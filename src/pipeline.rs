@@ -207,7 +207,9 @@ impl Pipeline {
             image: &facts,
             barcodes: &[],
         };
+        let started = Instant::now();
         let rejected = self.violations(&[Stage::Labels, Stage::Header], &cheap);
+        self.metrics.stage("validate", "", started.elapsed());
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
@@ -216,7 +218,6 @@ impl Pipeline {
             .iter()
             .map(|e| e.component.clone())
             .collect();
-        let started = Instant::now();
         let extracted = self
             .analyzer
             .analyze(
@@ -225,15 +226,17 @@ impl Pipeline {
                 self.max_pixels(),
                 extractors,
             )
-            .await;
-        self.metrics.stage("analyze", "", started.elapsed());
-        let extracted = extracted?;
+            .await?;
+        self.metrics.stage("decode", "", extracted.decode_time);
+        self.metrics.stage("extract", "", extracted.extract_time);
         let full = Facts {
             labels: &submission.labels,
             image: &facts,
             barcodes: &extracted.barcodes,
         };
+        let started = Instant::now();
         let rejected = self.violations(&[Stage::Extracted], &full);
+        self.metrics.stage("validate", "", started.elapsed());
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }

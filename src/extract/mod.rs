@@ -14,6 +14,9 @@ pub use barcode::{BarcodeExtractor, BarcodeExtractorConfig};
 #[derive(Clone, Debug, Default)]
 pub struct Extracted {
     pub barcodes: Vec<Barcode>,
+    /// Time spent decoding the pixels and running the extractors, for the metrics.
+    pub decode_time: std::time::Duration,
+    pub extract_time: std::time::Duration,
 }
 
 pub trait Extractor: Send + Sync {

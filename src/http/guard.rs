@@ -56,8 +56,10 @@ impl Handler for AccessLog {
             .unwrap_or("");
         self.0
             .request(req.method().as_str(), req.uri().path(), status);
+        let pipeline = req.param::<String>("name").unwrap_or_default();
         tracing::info!(
             request_id = %id,
+            pipeline,
             method = %req.method(),
             path = req.uri().path(),
             status,
