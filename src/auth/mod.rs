@@ -17,8 +17,8 @@ use jwt::JwtVerifier;
 pub use jwt::{JwtAlgorithm, JwtConfig};
 use tokens::{Refusal, TokenStore};
 
-use crate::config::{ConfigError, DEFAULT_PIPELINE, Loaded};
-use crate::http::Problem;
+use crate::config::{ConfigError, Loaded};
+use crate::http::{Problem, bearer, pipeline_of};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -113,10 +113,7 @@ impl Handler for Auth {
         res: &mut Response,
         ctrl: &mut FlowCtrl,
     ) {
-        let pipeline = req
-            .param::<String>("name")
-            .or_else(|| req.query::<String>("pipeline"))
-            .unwrap_or_else(|| DEFAULT_PIPELINE.to_owned());
+        let pipeline = pipeline_of(req);
         let mode = self
             .modes
             .get(&pipeline)
@@ -126,10 +123,7 @@ impl Handler for Auth {
             ctrl.call_next(req, depot, res).await;
             return;
         }
-        let bearer = req
-            .header::<String>("authorization")
-            .and_then(|h| h.strip_prefix("Bearer ").map(|t| t.trim().to_owned()));
-        let Some(token) = bearer else {
+        let Some(token) = bearer(req) else {
             refuse(
                 res,
                 Problem::new(

@@ -22,6 +22,19 @@ use crate::metrics::Metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The pipeline a request concerns: the route's, else `?pipeline=`, else `default`.
+pub fn pipeline_of(req: &Request) -> String {
+    req.param::<String>("name")
+        .or_else(|| req.query::<String>("pipeline"))
+        .unwrap_or_else(|| DEFAULT_PIPELINE.to_owned())
+}
+
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(req: &Request) -> Option<String> {
+    let header = req.header::<String>("authorization")?;
+    header.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+}
+
 /// A caller's id is kept when it is short printable ASCII; otherwise a new one is made.
 fn request_id(req: &Request) -> String {
     req.header::<String>(REQUEST_ID)
@@ -139,10 +152,7 @@ impl RateLimit {
 
 /// Who is asking: a token's digest, else an address.
 fn client_key(req: &Request, trusted_proxies: &[IpAddr]) -> String {
-    if let Some(token) = req
-        .header::<String>("authorization")
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-    {
+    if let Some(token) = bearer(req) {
         return format!(
             "token:{}",
             hex::encode(&Sha256::digest(token.as_bytes())[..12])
@@ -175,9 +185,7 @@ impl Handler for RateLimit {
         res: &mut Response,
         ctrl: &mut FlowCtrl,
     ) {
-        let pipeline = req
-            .param::<String>("name")
-            .unwrap_or_else(|| DEFAULT_PIPELINE.to_owned());
+        let pipeline = pipeline_of(req);
         let Some(Some(limiter)) = self.pipelines.get(&pipeline) else {
             ctrl.call_next(req, depot, res).await;
             return;
