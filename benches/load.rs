@@ -1,0 +1,199 @@
+//! Load benchmark: starts the release binary on a free port with the default disk pipeline,
+//! drives it with concurrent clients sending JSON PUTs of a base64 photo, and prints
+//! throughput, latency percentiles, status counts and the server's peak memory.
+//!
+//! `cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both]`
+//!
+//! Payloads are generated: `crop` is a 640 x 480 PNG with an EAN-13, `phone` a 4000 x 3000
+//! JPEG (12 MP) with an EAN-13 small in the frame.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use image::{DynamicImage, GrayImage, ImageFormat, Luma};
+use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
+
+fn arg(name: &str, default: &str) -> String {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn photo(width: u32, height: u32, code_width: i32, format: ImageFormat) -> Vec<u8> {
+    let matrix = MultiFormatWriter
+        .encode(
+            "5449000000996",
+            &BarcodeFormat::EAN_13,
+            code_width,
+            code_width / 2,
+        )
+        .unwrap();
+    let code = DynamicImage::from(&matrix).into_luma8();
+    let mut canvas = GrayImage::from_fn(width, height, |x, y| {
+        Luma([150 + ((x / 7 + y / 5) % 60) as u8])
+    });
+    let margin = GrayImage::from_pixel(code.width() + 40, code.height() + 40, Luma([255]));
+    let (x, y) = (i64::from(width / 3), i64::from(height / 2));
+    image::imageops::overlay(&mut canvas, &margin, x - 20, y - 20);
+    image::imageops::overlay(&mut canvas, &code, x, y);
+    let mut out = Cursor::new(Vec::new());
+    DynamicImage::ImageLuma8(canvas)
+        .to_rgb8()
+        .write_to(&mut out, format)
+        .unwrap();
+    out.into_inner()
+}
+
+fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Outcome {
+    ms: Vec<f64>,
+    statuses: BTreeMap<String, usize>,
+    elapsed: f64,
+}
+
+fn drive(url: &str, body: &str, clients: usize, seconds: u64) -> Outcome {
+    let ms = Arc::new(Mutex::new(Vec::new()));
+    let statuses = Arc::new(Mutex::new(BTreeMap::new()));
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(seconds);
+    let workers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, body, ms, statuses) = (
+                url.to_owned(),
+                body.to_owned(),
+                ms.clone(),
+                statuses.clone(),
+            );
+            std::thread::spawn(move || {
+                let agent: ureq::Agent = ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(60)))
+                    .build()
+                    .into();
+                while Instant::now() < deadline {
+                    let sent = Instant::now();
+                    let response = agent
+                        .put(format!("{url}/api/v1/submissions/{}", uuid::Uuid::new_v4()))
+                        .header("content-type", "application/json")
+                        .send(body.as_bytes());
+                    let status = match response {
+                        Ok(mut r) => {
+                            let _ = r.body_mut().read_to_vec();
+                            r.status().as_u16().to_string()
+                        }
+                        Err(e) => format!("error: {e}"),
+                    };
+                    ms.lock()
+                        .unwrap()
+                        .push(sent.elapsed().as_secs_f64() * 1000.0);
+                    *statuses.lock().unwrap().entry(status).or_insert(0) += 1;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let mut ms = Arc::try_unwrap(ms).unwrap().into_inner().unwrap();
+    ms.sort_by(f64::total_cmp);
+    let statuses = Arc::try_unwrap(statuses).unwrap().into_inner().unwrap();
+    Outcome {
+        ms,
+        statuses,
+        elapsed,
+    }
+}
+
+fn main() {
+    let clients: usize = arg("--clients", "8")
+        .parse()
+        .expect("--clients is a number");
+    let seconds: u64 = arg("--seconds", "20")
+        .parse()
+        .expect("--seconds is a number");
+    let which = arg("--payload", "both");
+    let binary = std::env::var("LIBRARIAN_BIN").unwrap_or_else(|_| {
+        let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+        format!("{target}/release/librarian")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(&binary)
+        .current_dir(dir.path())
+        .args(["serve", "-q", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {binary} (build it: cargo build --release): {e}"));
+    let url = format!("http://127.0.0.1:{port}");
+    let started = Instant::now();
+    while ureq::get(format!("{url}/healthz")).call().is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the server starts"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let payloads = [
+        ("crop", photo(640, 480, 300, ImageFormat::Png)),
+        ("phone", photo(4000, 3000, 600, ImageFormat::Jpeg)),
+    ];
+    println!(
+        "| payload | photo bytes | clients | requests | per second | p50 ms | p90 ms | p99 ms | statuses | server peak RSS MiB |"
+    );
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+    for (name, bytes) in payloads
+        .iter()
+        .filter(|(n, _)| which == "both" || which == *n)
+    {
+        let body = format!(
+            r#"{{"image":"{}","labels":{{"class":1}}}}"#,
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        );
+        let outcome = drive(&url, &body, clients, seconds);
+        let statuses: Vec<String> = outcome
+            .statuses
+            .iter()
+            .map(|(s, n)| format!("{s}: {n}"))
+            .collect();
+        println!(
+            "| {name} | {} | {clients} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} |",
+            bytes.len(),
+            outcome.ms.len(),
+            outcome.ms.len() as f64 / outcome.elapsed,
+            percentile(&outcome.ms, 0.5),
+            percentile(&outcome.ms, 0.9),
+            percentile(&outcome.ms, 0.99),
+            statuses.join(", "),
+            peak_rss_kib(server.id()) as f64 / 1024.0
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
