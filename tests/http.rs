@@ -34,6 +34,11 @@ fn body(image: &[u8], labels: Value) -> Value {
     json!({"image": STANDARD.encode(image), "labels": labels})
 }
 
+/// POSTs a JSON body to a path of the in-process service.
+async fn post_json(service: &Service, path: &str, value: &Value) -> Response {
+    TestClient::post(url(path)).json(value).send(service).await
+}
+
 async fn json_of(res: &mut Response) -> Value {
     res.take_json().await.expect("a JSON body")
 }
@@ -128,10 +133,12 @@ async fn the_same_id_with_other_content_is_a_conflict() {
 async fn post_chooses_a_time_ordered_id_and_reports_a_duplicate_image() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;
-    let mut first = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
-        .await;
+    let mut first = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&ean_png(), json!({})),
+    )
+    .await;
     assert_eq!(first.status_code, Some(StatusCode::CREATED));
     let first = json_of(&mut first).await;
     let id: Uuid = first["id"].as_str().unwrap().parse().unwrap();
@@ -183,10 +190,7 @@ async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
     assert_eq!(json_of(&mut raw).await["labels"], json!({"class": 3}));
 
     let data_url = format!("data:image/png;base64,{}", STANDARD.encode(&image));
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&json!({"image": data_url}))
-        .send(&service)
-        .await;
+    let mut res = post_json(&service, "/api/v1/submissions", &json!({"image": data_url})).await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     assert_eq!(json_of(&mut res).await["barcodes"][0]["text"], EAN);
 }
@@ -233,10 +237,12 @@ async fn malformed_input_is_a_400_and_nothing_is_stored() {
 async fn unknown_pipelines_records_and_routes_are_404() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;
-    let mut res = TestClient::post(url("/api/v1/pipelines/nope/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/pipelines/nope/submissions",
+        &body(&ean_png(), json!({})),
+    )
+    .await;
     problem(&mut res, 404, "pipeline.not_found").await;
     let mut res = TestClient::get(url(&format!("/api/v1/submissions/{}", Uuid::new_v4())))
         .send(&service)
@@ -263,10 +269,7 @@ async fn a_body_over_the_configured_limit_is_a_413() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "[server]\nmax_body_bytes = 2000\n").await;
     let big = body(&vec![7u8; 5000], json!({}));
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&big)
-        .send(&service)
-        .await;
+    let mut res = post_json(&service, "/api/v1/submissions", &big).await;
     let problem_body = problem(&mut res, 413, "body.too_large").await;
     assert!(problem_body["detail"].as_str().unwrap().contains("2000"));
     let mut raw = TestClient::post(url("/api/v1/submissions"))
@@ -288,32 +291,37 @@ async fn what_is_not_an_accepted_image_is_a_415() {
         .send(&service)
         .await;
     problem(&mut res, 415, "body.unsupported_type").await;
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(b"\x89PNG\r\n\x1a\n but no chunk follows", json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(b"\x89PNG\r\n\x1a\n but no chunk follows", json!({})),
+    )
+    .await;
     problem(&mut res, 415, "image.undecodable").await;
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&[0x13u8; 64], json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&[0x13u8; 64], json!({})),
+    )
+    .await;
     problem(&mut res, 415, "image.unknown_format").await;
     let photo = jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160));
     let truncated = &photo[..photo.len() / 2];
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(truncated, json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(&service, "/api/v1/submissions", &body(truncated, json!({}))).await;
     problem(&mut res, 415, "image.undecodable").await;
-    let mut res = TestClient::post(url("/api/v1/pipelines/jpeg-only/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/pipelines/jpeg-only/submissions",
+        &body(&ean_png(), json!({})),
+    )
+    .await;
     problem(&mut res, 415, "image.format_not_allowed").await;
-    let ok = TestClient::post(url("/api/v1/pipelines/jpeg-only/submissions"))
-        .json(&body(&photo, json!({})))
-        .send(&service)
-        .await;
+    let ok = post_json(
+        &service,
+        "/api/v1/pipelines/jpeg-only/submissions",
+        &body(&photo, json!({})),
+    )
+    .await;
     assert_eq!(ok.status_code, Some(StatusCode::CREATED));
     assert_eq!(
         files(&dir.path().join("data")).len(),
@@ -348,10 +356,12 @@ check = "gtin"
 "#;
     let service = service(dir.path(), extra).await;
     let tiny = png(&image::GrayImage::from_pixel(40, 40, image::Luma([255])));
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&tiny, json!({"class": "three"})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&tiny, json!({"class": "three"})),
+    )
+    .await;
     let cheap = problem(&mut res, 422, "validation.failed").await;
     let named: Vec<(&str, &str)> = cheap["errors"]
         .as_array()
@@ -400,10 +410,12 @@ check = "gtin"
 async fn hostile_images_cost_one_4xx_and_the_service_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&png_bomb(), json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&png_bomb(), json!({})),
+    )
+    .await;
     let bomb = problem(&mut res, 422, "validation.failed").await;
     assert_eq!(bomb["errors"][0]["code"], "image.too_many_pixels");
     let garbage: Vec<u8> = (0..4096u32)
@@ -415,10 +427,12 @@ async fn hostile_images_cost_one_4xx_and_the_service_keeps_serving() {
         .send(&service)
         .await;
     problem(&mut res, 415, "image.unknown_format").await;
-    let res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
-        .await;
+    let res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&ean_png(), json!({})),
+    )
+    .await;
     assert_eq!(
         res.status_code,
         Some(StatusCode::CREATED),
@@ -439,10 +453,12 @@ async fn records_images_and_history_read_back_newest_first() {
             120,
             120,
         ));
-        let mut res = TestClient::post(url("/api/v1/submissions"))
-            .json(&body(&image, json!({"class": class})))
-            .send(&service)
-            .await;
+        let mut res = post_json(
+            &service,
+            "/api/v1/submissions",
+            &body(&image, json!({"class": class})),
+        )
+        .await;
         ids.push(json_of(&mut res).await["id"].as_str().unwrap().to_owned());
     }
     let mut record = TestClient::get(url(&format!("/api/v1/submissions/{}", ids[1])))
@@ -489,10 +505,7 @@ async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
         150,
     ));
     let images = json!({"images": [STANDARD.encode(ean_png()), STANDARD.encode(qr), STANDARD.encode(b"nope")]});
-    let mut res = TestClient::post(url("/api/v1/scan"))
-        .json(&images)
-        .send(&service)
-        .await;
+    let mut res = post_json(&service, "/api/v1/scan", &images).await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     let results = json_of(&mut res).await["results"].clone();
     assert_eq!(results[0]["barcodes"][0]["text"], EAN);
@@ -651,10 +664,12 @@ async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
     let app = app(dir.path(), "[server]\nmax_in_flight = 2\n").await;
     let service = librarian::http::service(app.clone());
     let held = app.in_flight.clone().acquire_many_owned(2).await.unwrap();
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&ean_png(), json!({})),
+    )
+    .await;
     problem(&mut res, 503, "server.busy").await;
     assert_eq!(res.headers().get("retry-after").unwrap(), "1");
     let reads = TestClient::get(url("/api/v1/submissions"))
@@ -667,10 +682,12 @@ async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
     );
     assert!(files(&dir.path().join("data")).is_empty());
     drop(held);
-    let res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
-        .await;
+    let res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&ean_png(), json!({})),
+    )
+    .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
 }
 
@@ -849,10 +866,12 @@ async fn stripping_removes_the_gps_position_keeps_pixels_orientation_and_capture
         "and a GPS position"
     );
 
-    let mut res = TestClient::post(url("/api/v1/pipelines/private/submissions"))
-        .json(&body(&original, json!({})))
-        .send(&service)
-        .await;
+    let mut res = post_json(
+        &service,
+        "/api/v1/pipelines/private/submissions",
+        &body(&original, json!({})),
+    )
+    .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let record = json_of(&mut res).await;
     assert_eq!(record["metadata"]["removed"], json!(["exif"]));
