@@ -98,19 +98,6 @@ pub enum ActorError {
     TooLarge { bytes: u64, limit: u64 },
 }
 
-impl ActorError {
-    /// Stable machine code for the error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::AlreadyExists(_) => "actor.already_exists",
-            Self::Unsupported => "actor.unsupported",
-            Self::Io(_) => "actor.io",
-            Self::Corrupt(_) => "actor.corrupt",
-            Self::TooLarge { .. } => "actor.image_too_large",
-        }
-    }
-}
-
 /// An actor's configuration, chosen by `kind`.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]

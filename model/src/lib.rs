@@ -55,18 +55,6 @@ impl ImageFormat {
             Self::Tiff => "image/tiff",
         }
     }
-
-    pub fn from_extension(ext: &str) -> Option<Self> {
-        match ext.to_ascii_lowercase().as_str() {
-            "jpg" | "jpeg" => Some(Self::Jpeg),
-            "png" => Some(Self::Png),
-            "webp" => Some(Self::Webp),
-            "gif" => Some(Self::Gif),
-            "bmp" => Some(Self::Bmp),
-            "tif" | "tiff" => Some(Self::Tiff),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for ImageFormat {

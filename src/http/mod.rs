@@ -15,7 +15,6 @@ use salvo::http::header::{CONTENT_TYPE, HeaderValue};
 use salvo::prelude::*;
 
 pub use guard::{bearer, pipeline_of};
-pub use intake::{InputError, decode_image_text, typed_value};
 pub use problem::Problem;
 
 use crate::app::App;

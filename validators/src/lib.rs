@@ -79,17 +79,6 @@ pub enum BuildError {
     BadValue(String),
 }
 
-impl BuildError {
-    /// Stable machine code for the error.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::SchemaFile { .. } => "validator.schema_file",
-            Self::InvalidSchema(_) => "validator.invalid_schema",
-            Self::BadValue(_) => "validator.bad_value",
-        }
-    }
-}
-
 /// Builds the validator a config describes; relative files are read from `base_dir`.
 pub fn build(config: &ValidatorConfig, base_dir: &Path) -> Result<Box<dyn Validator>, BuildError> {
     Ok(match config {
