@@ -7,6 +7,8 @@
 //! Payloads are generated: `crop` is a 640 x 480 PNG with an EAN-13, `phone` a 4000 x 3000
 //! JPEG (12 MP) with an EAN-13 small in the frame.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::net::TcpListener;
@@ -17,14 +19,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
 use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
-
-fn arg(name: &str, default: &str) -> String {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .unwrap_or_else(|| default.to_owned())
-}
+use support::{arg, percentile};
 
 fn photo(width: u32, height: u32, code_width: i32, format: ImageFormat) -> Vec<u8> {
     let matrix = MultiFormatWriter
@@ -58,13 +53,6 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 struct Outcome {

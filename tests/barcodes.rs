@@ -7,19 +7,25 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{inverted, noisy, on_canvas, png, symbol};
+use common::{inverted, jpeg, noisy, on_canvas, png, symbol};
 use image::GrayImage;
 use image::imageops::{self, FilterType};
-use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extracted, Extractor};
-use librarian::imaging::{Analyzer, ImageError, probe};
+use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
+use librarian::imaging::{Analyzer, ImageError, Pixels, analyze_now, probe};
 use librarian_model::Barcode;
 use rxing::BarcodeFormat;
 
+/// The codes the extractor reads in `image`, handed over as a PNG the way the service gets it.
 fn read_with(config: &BarcodeExtractorConfig, image: &GrayImage) -> Vec<Barcode> {
-    let extractor = BarcodeExtractor::new(config).unwrap();
-    let mut found = Extracted::default();
-    extractor.extract(image, &mut found);
-    found.barcodes
+    read_bytes(config, &png(image))
+}
+
+fn read_bytes(config: &BarcodeExtractorConfig, bytes: &[u8]) -> Vec<Barcode> {
+    let extractor: Arc<dyn Extractor> = Arc::new(BarcodeExtractor::new(config).unwrap());
+    let facts = probe(bytes).unwrap();
+    analyze_now(bytes, &facts, u64::MAX, &[extractor])
+        .unwrap()
+        .barcodes
 }
 
 fn read(image: &GrayImage) -> Vec<Barcode> {
@@ -140,16 +146,91 @@ fn reads_blurred_and_noisy_codes() {
 }
 
 #[test]
-fn reads_every_code_in_one_image() {
+fn stops_at_the_first_code_unless_every_code_is_asked_for() {
     let mut both = on_canvas(&ean(), 900, 400, 20, 100);
     imageops::overlay(&mut both, &qr(), 600, 80);
+    assert_eq!(read(&both).len(), 1, "the first code ends the search");
+    let every = BarcodeExtractorConfig {
+        all_codes: true,
+        ..Default::default()
+    };
     assert_eq!(
-        texts(&read(&both)),
+        texts(&read_with(&every, &both)),
         [
             "EAN_13 5449000000996",
             "QR_CODE https://example.org/item/42"
         ]
     );
+}
+
+#[test]
+fn a_product_code_whose_lines_disagree_is_reported_as_a_conflict() {
+    // The top half of the bars says one number, the bottom half another: the line read first
+    // is contradicted by the lines beside it.
+    let (top, bottom) = (
+        symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160),
+        symbol(BarcodeFormat::EAN_13, "4006381333931", 380, 160),
+    );
+    let mut split = bottom.clone();
+    imageops::overlay(
+        &mut split,
+        &imageops::crop_imm(&top, 0, 0, top.width(), top.height() / 2).to_image(),
+        0,
+        0,
+    );
+    let found = read(&split);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let mut all = found[0].conflicting_texts.clone();
+    all.push(found[0].text.clone());
+    all.sort();
+    assert_eq!(all, ["4006381333931", "5449000000996"], "{found:?}");
+    assert_eq!(found[0].gtin(), None, "a disputed read is no GTIN");
+}
+
+#[test]
+fn a_product_code_read_on_a_single_line_only_is_not_trusted() {
+    // One clean line through bars that are noise everywhere else: a read no second line can
+    // confirm, which is how checksum-valid misreads look.
+    let code = ean();
+    let middle = code.height() / 2;
+    let mut state: u32 = 7;
+    let lonely = GrayImage::from_fn(code.width(), code.height(), |x, y| {
+        if y.abs_diff(middle) <= 1 || x < 24 || x + 24 >= code.width() {
+            *code.get_pixel(x, y)
+        } else {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            image::Luma([if state % 2 == 0 { 0 } else { 255 }])
+        }
+    });
+    assert!(read(&lonely).is_empty(), "{:?}", read(&lonely));
+    assert_eq!(texts(&read(&code)), ["EAN_13 5449000000996"]);
+}
+
+#[test]
+fn a_large_jpeg_is_searched_in_a_copy_decoded_at_a_quarter_of_its_size() {
+    let photo = on_canvas(
+        &symbol(BarcodeFormat::EAN_13, "5449000000996", 1600, 600),
+        4000,
+        3000,
+        1000,
+        1200,
+    );
+    let bytes = jpeg(&photo);
+    let facts = probe(&bytes).unwrap();
+    let pixels = Pixels::new(&bytes, &facts, u64::MAX).unwrap();
+    let reduced = pixels.reduced(1600).unwrap();
+    assert_eq!(reduced.image.dimensions(), (1000, 750), "DCT-scaled by 4");
+    assert_eq!(reduced.scale, 4.0);
+    let found = read_bytes(&BarcodeExtractorConfig::default(), &bytes);
+    assert_eq!(texts(&found), ["EAN_13 5449000000996"]);
+    for [x, _] in &found[0].points {
+        assert!(
+            (1000.0..2700.0).contains(x),
+            "point x {x} lies on the code in the photo's own pixels"
+        );
+    }
 }
 
 #[test]

@@ -95,6 +95,10 @@ pub struct Barcode {
     /// What the text means: product, isbn, uri, text, tel, email, geo, wifi, …
     pub kind: String,
     pub points: Vec<[f32; 2]>,
+    /// Other texts read from this same symbol on other scan lines. When there are any, the
+    /// reads disagree and `text` is not to be trusted: it is no GTIN for the label checks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conflicting_texts: Vec<String>,
 }
 
 /// Where an actor put a record.
@@ -178,8 +182,12 @@ pub struct Violation {
 }
 
 impl Barcode {
-    /// The code as a 14-digit GTIN, for product formats (EAN-8, EAN-13, UPC-A, UPC-E).
+    /// The code as a 14-digit GTIN, for product formats (EAN-8, EAN-13, UPC-A, UPC-E) read
+    /// without conflict.
     pub fn gtin(&self) -> Option<String> {
+        if !self.conflicting_texts.is_empty() {
+            return None;
+        }
         let digits = match self.format.as_str() {
             "EAN_13" | "EAN_8" | "UPC_A" => self.text.clone(),
             "UPC_E" => upce_to_upca(&self.text)?,
@@ -230,6 +238,7 @@ mod tests {
             format: format.into(),
             kind: "product".into(),
             points: vec![],
+            conflicting_texts: vec![],
         }
     }
 

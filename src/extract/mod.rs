@@ -3,10 +3,11 @@
 
 mod barcode;
 
-use image::GrayImage;
 use librarian_model::Barcode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::imaging::{ImageError, Pixels};
 
 pub use barcode::{BarcodeExtractor, BarcodeExtractorConfig};
 
@@ -20,8 +21,9 @@ pub struct Extracted {
 }
 
 pub trait Extractor: Send + Sync {
-    /// Adds what this extractor finds in the grayscale image to `found`.
-    fn extract(&self, image: &GrayImage, found: &mut Extracted);
+    /// Adds what this extractor finds in the image to `found`, decoding the pixels at the
+    /// sizes it needs; a decode error means the image is broken.
+    fn extract(&self, pixels: &Pixels<'_>, found: &mut Extracted) -> Result<(), ImageError>;
 }
 
 /// An extractor's configuration, chosen by `kind`.

@@ -132,6 +132,7 @@ pub(crate) mod test_support {
             format: format.into(),
             kind: "product".into(),
             points: vec![[0.0, 0.0], [10.0, 0.0]],
+            conflicting_texts: vec![],
         }
     }
 }

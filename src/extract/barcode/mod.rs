@@ -1,23 +1,26 @@
-//! Barcode extraction with rxing: every code in the image, with corner points in the
-//! original image's pixels. Large photos are read at a reduced size first, and at full size
-//! only when nothing was found.
+//! Barcode extraction with rxing: the first code (or every code) in the image, with corner
+//! points in the original image's pixels. Large photos are searched in a reduced copy first
+//! (a JPEG decoded at a fraction of its size), and at full size only when nothing was found.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::GrayImage;
-use image::imageops::FilterType;
 use librarian_model::Barcode;
 use rxing::client::result::{ParsedRXingResult, ParsedRXingResultType, parseRXingResult};
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::{GenericMultipleBarcodeReader, MultipleBarcodeReader};
 use rxing::{
     BarcodeFormat, BinaryBitmap, DecodeHints, Luma8Source, MultiUseMultiFormatReader, RXingResult,
+    Reader,
 };
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod confirm;
+
 use super::{BuildError, Extracted, Extractor};
+use crate::imaging::{ImageError, Pixels};
 
 /// Formats read when none are named. MaxiCode is left out: rxing's MaxiCode reader can loop
 /// forever on narrow images, so it must be asked for by name.
@@ -57,6 +60,9 @@ pub struct BarcodeExtractorConfig {
     /// Also look for light codes on a dark background.
     #[serde(default = "yes")]
     pub also_inverted: bool,
+    /// Read every code in the image instead of stopping at the first: about twice as slow.
+    #[serde(default)]
+    pub all_codes: bool,
 }
 
 fn default_detect_max_side() -> u32 {
@@ -73,15 +79,16 @@ impl Default for BarcodeExtractorConfig {
             detect_max_side: default_detect_max_side(),
             try_harder: true,
             also_inverted: true,
+            all_codes: false,
         }
     }
 }
 
 pub struct BarcodeExtractor {
-    formats: HashSet<BarcodeFormat>,
+    hints: DecodeHints,
     detect_max_side: u32,
     try_harder: bool,
-    also_inverted: bool,
+    all_codes: bool,
 }
 
 impl BarcodeExtractor {
@@ -99,59 +106,106 @@ impl BarcodeExtractor {
             return Err(BuildError("detect_max_side must be at least 64".into()));
         }
         Ok(Self {
-            formats,
+            hints: DecodeHints {
+                AlsoInverted: Some(config.also_inverted),
+                PossibleFormats: Some(formats),
+                ..Default::default()
+            },
             detect_max_side: config.detect_max_side,
             try_harder: config.try_harder,
-            also_inverted: config.also_inverted,
+            all_codes: config.all_codes,
         })
     }
 
-    fn hints(&self) -> DecodeHints {
-        DecodeHints {
-            TryHarder: Some(self.try_harder),
-            AlsoInverted: Some(self.also_inverted),
-            PossibleFormats: Some(self.formats.clone()),
-            ..Default::default()
-        }
-    }
-
-    /// Every code rxing finds in `image`, points multiplied by `scale`.
-    /// Every code rxing finds in `image`, points multiplied by `scale`. The local (hybrid)
-    /// binarizer suits uneven light; when it finds nothing, the global histogram one is
-    /// tried, which keeps the bars of a blurred 1D code apart better, and last a slightly
-    /// smoothed copy, which sensor noise no longer breaks into false edges.
+    /// The codes in `image`, points multiplied by `scale`, by the first of these that reads
+    /// any: a quick look (few rows, local binarizer); a thorough one (every row, rotated 1D
+    /// codes); the global histogram binarizer, which keeps the bars of a blurred 1D code apart
+    /// better; and a slightly smoothed copy, which sensor noise no longer breaks into false
+    /// edges.
     fn read(&self, image: &GrayImage, scale: f32) -> Vec<Barcode> {
-        let mut found = self.read_binarized(image, scale, false);
-        if found.is_empty() {
-            found = self.read_binarized(image, scale, true);
+        let attempts = [
+            (Binarizer::Hybrid, false),
+            (Binarizer::Hybrid, true),
+            (Binarizer::Global, true),
+        ];
+        // Product codes no second line confirmed; two attempts that agree confirm each other.
+        let mut unconfirmed = Vec::new();
+        for (binarizer, harder) in attempts {
+            if harder && !self.try_harder {
+                continue;
+            }
+            let found = self.read_checked(image, scale, binarizer, harder, &mut unconfirmed);
+            if !found.is_empty() {
+                return found;
+            }
         }
-        if found.is_empty() {
-            found = self.read_binarized(&image::imageops::blur(image, 1.0), scale, false);
-        }
-        found
+        let smoothed = image::imageops::blur(image, 1.0);
+        let hybrid = Binarizer::Hybrid;
+        self.read_checked(&smoothed, scale, hybrid, self.try_harder, &mut unconfirmed)
     }
 
-    fn read_binarized(&self, image: &GrayImage, scale: f32, global: bool) -> Vec<Barcode> {
+    /// The codes one attempt reads; a product code only when another scan line, or an
+    /// earlier attempt, read the same.
+    fn read_checked(
+        &self,
+        image: &GrayImage,
+        scale: f32,
+        binarizer: Binarizer,
+        try_harder: bool,
+        unconfirmed: &mut Vec<confirm::LineRead>,
+    ) -> Vec<Barcode> {
+        let hints = DecodeHints {
+            TryHarder: Some(try_harder),
+            ..self.hints.clone()
+        };
+        let mut codes = Vec::new();
+        for result in self.read_binarized(image, binarizer, &hints, self.all_codes) {
+            let mut code = to_barcode(&result, scale);
+            if confirm::needs_second_line(&result) {
+                let read = confirm::LineRead::of(&result);
+                match confirm::other_lines(self, image, &result) {
+                    Some(others) => code.conflicting_texts = others,
+                    None if unconfirmed.iter().any(|r| read.confirms(r)) => {}
+                    None => {
+                        unconfirmed.push(read);
+                        continue;
+                    }
+                }
+            }
+            codes.push(code);
+        }
+        codes
+    }
+
+    fn read_binarized(
+        &self,
+        image: &GrayImage,
+        binarizer: Binarizer,
+        hints: &DecodeHints,
+        all_codes: bool,
+    ) -> Vec<RXingResult> {
         let (width, height) = image.dimensions();
         if width == 0 || height == 0 {
             return Vec::new();
         }
-        let hints = self.hints();
         // rxing can panic on unusual inputs; a panic costs this read, never the worker.
         let results = catch_unwind(AssertUnwindSafe(|| {
             let source = Luma8Source::new_with_slice(image.as_raw(), width, height)?;
-            let mut reader =
-                GenericMultipleBarcodeReader::new(MultiUseMultiFormatReader::default());
-            if global {
-                let mut bitmap = BinaryBitmap::new(GlobalHistogramBinarizer::new(source));
-                reader.decode_multiple_with_hints(&mut bitmap, &hints)
-            } else {
-                let mut bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
-                reader.decode_multiple_with_hints(&mut bitmap, &hints)
+            match binarizer {
+                Binarizer::Hybrid => decode(
+                    &mut BinaryBitmap::new(HybridBinarizer::new(source)),
+                    hints,
+                    all_codes,
+                ),
+                Binarizer::Global => decode(
+                    &mut BinaryBitmap::new(GlobalHistogramBinarizer::new(source)),
+                    hints,
+                    all_codes,
+                ),
             }
         }));
         match results {
-            Ok(Ok(found)) => found.iter().map(|r| to_barcode(r, scale)).collect(),
+            Ok(Ok(found)) => found,
             Ok(Err(_not_found)) => Vec::new(),
             Err(_) => {
                 tracing::warn!(
@@ -165,27 +219,42 @@ impl BarcodeExtractor {
     }
 }
 
+/// One code, or with `all_codes` every code: rxing's multiple reader searches the surroundings
+/// of each code found again, which costs about twice a single read.
+fn decode<B: rxing::Binarizer>(
+    bitmap: &mut BinaryBitmap<B>,
+    hints: &DecodeHints,
+    all_codes: bool,
+) -> Result<Vec<RXingResult>, rxing::Exceptions> {
+    let mut reader = MultiUseMultiFormatReader::default();
+    if all_codes {
+        GenericMultipleBarcodeReader::new(reader).decode_multiple_with_hints(bitmap, hints)
+    } else {
+        reader.decode_with_hints(bitmap, hints).map(|r| vec![r])
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+pub(crate) enum Binarizer {
+    Hybrid,
+    Global,
+}
+
 impl Extractor for BarcodeExtractor {
-    fn extract(&self, image: &GrayImage, found: &mut Extracted) {
-        let (width, height) = image.dimensions();
-        let longest = width.max(height);
+    fn extract(&self, pixels: &Pixels<'_>, found: &mut Extracted) -> Result<(), ImageError> {
+        let facts = pixels.facts();
         let mut codes = Vec::new();
-        if longest > self.detect_max_side {
-            let scale = self.detect_max_side as f32 / longest as f32;
-            let small = image::imageops::resize(
-                image,
-                ((width as f32 * scale).round() as u32).max(1),
-                ((height as f32 * scale).round() as u32).max(1),
-                FilterType::Triangle,
-            );
-            codes = self.read(&small, 1.0 / scale);
+        if facts.width.max(facts.height) > self.detect_max_side {
+            let small = pixels.reduced(self.detect_max_side)?;
+            codes = self.read(&small.image, small.scale);
         }
         if codes.is_empty() {
-            codes = self.read(image, 1.0);
+            codes = self.read(pixels.full()?, 1.0);
         }
         let mut seen = HashSet::new();
         codes.retain(|c| seen.insert((c.format.clone(), c.text.clone())));
         found.barcodes.extend(codes);
+        Ok(())
     }
 }
 
@@ -233,6 +302,7 @@ fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
         text: result.getText().to_owned(),
         format: format!("{:?}", result.getBarcodeFormat()),
         kind: kind(result).to_owned(),
+        conflicting_texts: Vec::new(),
         points: result
             .getPoints()
             .iter()

@@ -1,0 +1,153 @@
+//! JPEG decoding: straight to grayscale at full size (zune-jpeg), or at 1/2, 1/4 or 1/8 of it
+//! by DCT scaling (jpeg-decoder), which skips most of the inverse transform and never holds
+//! the full-size picture.
+
+use image::{DynamicImage, GrayImage, RgbImage};
+use jpeg_decoder::PixelFormat;
+use librarian_model::{ImageFacts, ImageFormat};
+use zune_core::colorspace::ColorSpace;
+use zune_core::options::DecoderOptions;
+use zune_jpeg::JpegDecoder;
+
+use super::ImageError;
+
+fn undecodable(reason: impl Into<String>) -> ImageError {
+    ImageError::Undecodable(ImageFormat::Jpeg, reason.into())
+}
+
+/// Refuses a JPEG cut off before its end: decoders fill the missing part with gray without a
+/// word, so a truncated upload would otherwise be read as a half-gray picture.
+pub fn check_complete(bytes: &[u8]) -> Result<(), ImageError> {
+    if reaches_its_end(bytes) {
+        Ok(())
+    } else {
+        Err(undecodable(
+            "the file ends before its end-of-image marker (a truncated upload?)",
+        ))
+    }
+}
+
+/// The whole JPEG as grayscale (no colour conversion), in strict mode.
+pub fn decode_full(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageError> {
+    let options = DecoderOptions::default()
+        .set_strict_mode(true)
+        .set_max_width(facts.width as usize)
+        .set_max_height(facts.height as usize)
+        .jpeg_set_out_colorspace(ColorSpace::Luma);
+    let mut decoder = JpegDecoder::new_with_options(bytes, options);
+    let pixels = decoder
+        .decode()
+        .map_err(|e| undecodable(format!("{e:?}")))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| undecodable("no frame header"))?;
+    GrayImage::from_raw(u32::from(info.width), u32::from(info.height), pixels)
+        .ok_or_else(|| undecodable("the decoded size does not match the header"))
+}
+
+/// The JPEG shrunk by `1 / divisor` (2, 4 or 8) in the DCT, as grayscale. `None` for the rare
+/// kinds the scaled decoder does not turn into gray cheaply (CMYK, 16-bit): decode those in full.
+pub fn decode_scaled(
+    bytes: &[u8],
+    facts: &ImageFacts,
+    divisor: u32,
+) -> Result<Option<GrayImage>, ImageError> {
+    let mut decoder = jpeg_decoder::Decoder::new(bytes);
+    decoder
+        .read_info()
+        .map_err(|e| undecodable(e.to_string()))?;
+    let wanted = |side: u32| u16::try_from(side.div_ceil(divisor)).unwrap_or(u16::MAX);
+    let (width, height) = decoder
+        .scale(wanted(facts.width), wanted(facts.height))
+        .map_err(|e| undecodable(e.to_string()))?;
+    let (width, height) = (u32::from(width), u32::from(height));
+    // Room for the scaled picture in RGB, and no more: a lying header cannot make it allocate.
+    decoder.set_max_decoding_buffer_size(width as usize * height as usize * 4 + (1 << 20));
+    let pixels = decoder.decode().map_err(|e| undecodable(e.to_string()))?;
+    let format = decoder.info().map(|i| i.pixel_format);
+    let mismatch = || undecodable("the decoded size does not match the header");
+    Ok(match format {
+        Some(PixelFormat::L8) => {
+            Some(GrayImage::from_raw(width, height, pixels).ok_or_else(mismatch)?)
+        }
+        Some(PixelFormat::RGB24) => Some(
+            DynamicImage::ImageRgb8(
+                RgbImage::from_raw(width, height, pixels).ok_or_else(mismatch)?,
+            )
+            .into_luma8(),
+        ),
+        _ => None,
+    })
+}
+
+/// Walks the JPEG's segments from the start: true when the end-of-image marker is reached.
+/// Data after it (phone makers' trailers, MPF images) does not matter; decoders fill a
+/// truncated file with gray without a word, so this is what tells a cut-off upload.
+fn reaches_its_end(bytes: &[u8]) -> bool {
+    let length_at = |i: usize| {
+        bytes
+            .get(i..i + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+    };
+    let mut i = 2;
+    loop {
+        if bytes.get(i) != Some(&0xFF) {
+            // Not where a marker should be: leave the verdict to the decoder.
+            return i < bytes.len();
+        }
+        while bytes.get(i) == Some(&0xFF) {
+            i += 1;
+        }
+        let Some(&marker) = bytes.get(i) else {
+            return false;
+        };
+        i += 1;
+        match marker {
+            0xD9 => return true,
+            0x01 | 0xD0..=0xD7 => {}
+            _ => {
+                let Some(length) = length_at(i) else {
+                    return false;
+                };
+                i += length;
+                if marker == 0xDA {
+                    // Entropy-coded data runs to the next marker that is neither a stuffed
+                    // zero nor a restart marker.
+                    loop {
+                        match (bytes.get(i), bytes.get(i + 1)) {
+                            (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => i += 2,
+                            (Some(0xFF), Some(_)) => break,
+                            (Some(_), _) => i += 1,
+                            (None, _) => return false,
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_jpeg_is_complete_only_up_to_its_end_marker() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x04, 0x01, 0x02];
+        jpeg.extend_from_slice(&[
+            0xFF, 0xDA, 0x00, 0x02, 0x12, 0xFF, 0x00, 0x34, 0xFF, 0xD0, 0x56,
+        ]);
+        assert!(!reaches_its_end(&jpeg), "cut inside the scan");
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(reaches_its_end(&jpeg));
+        jpeg.extend_from_slice(b"MPF trailer");
+        assert!(
+            reaches_its_end(&jpeg),
+            "trailing data after the end marker is fine"
+        );
+        assert!(
+            !reaches_its_end(&[0xFF, 0xD8, 0xFF, 0xE1, 0x10]),
+            "cut inside a segment header"
+        );
+    }
+}
