@@ -31,8 +31,13 @@ fn photo(width: u32, height: u32, code_width: i32, format: ImageFormat) -> Vec<u
         )
         .unwrap();
     let code = DynamicImage::from(&matrix).into_luma8();
+    // Sensor noise, so that the JPEG weighs what a phone's does (a few MB for 12 MP).
+    let mut noise: u32 = 0x2545_f491;
     let mut canvas = GrayImage::from_fn(width, height, |x, y| {
-        Luma([150 + ((x / 7 + y / 5) % 60) as u8])
+        noise ^= noise << 13;
+        noise ^= noise >> 17;
+        noise ^= noise << 5;
+        Luma([140 + ((x / 7 + y / 5) % 60) as u8 + (noise % 24) as u8])
     });
     let margin = GrayImage::from_pixel(code.width() + 40, code.height() + 40, Luma([255]));
     let (x, y) = (i64::from(width / 3), i64::from(height / 2));

@@ -201,7 +201,7 @@ fn describe_prints_every_kind_with_options_and_defaults() {
         );
     }
     assert!(
-        text.contains("detect_max_side: integer, default 1600"),
+        text.contains("detect_max_side: integer, default 800"),
         "{text}"
     );
     assert!(text.contains("dir: string, default \"data\""), "{text}");

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
 use librarian::imaging::{DECODE_PIXEL_LIMIT, analyze_now, probe};
+use librarian_model::{Barcode, normalize_gtin};
 use manifest::Case;
 use support::{arg, percentile};
 
@@ -32,35 +33,27 @@ pub struct Read {
 }
 
 /// zxing prints UPC-A as 12 digits and UPC-E as 8; a reader may report the same symbols as
-/// EAN-13 (a leading zero) or UPC-E expanded to UPC-A. All are the same read.
-fn same_read(case: &Case, text: &str) -> bool {
-    let digits = text
-        .strip_prefix('0')
-        .filter(|t| t.len() == 12)
-        .unwrap_or(text);
-    text == case.expected
-        || (case.format == "UPC_A" && digits == case.expected)
-        || (case.format == "UPC_E" && upce_as_upca(&case.expected).as_deref() == Some(digits))
-}
-
-/// The UPC-A number a UPC-E code stands for (number system, zeros re-inserted, check digit).
-fn upce_as_upca(upce: &str) -> Option<String> {
-    let d: Vec<char> = upce.chars().collect();
-    if d.len() != 8 || !upce.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let m: String = d[1..7].iter().collect();
-    let body = match d[6] {
-        '0' | '1' | '2' => format!("{}{}0000{}", &m[0..2], d[6], &m[2..5]),
-        '3' => format!("{}00000{}", &m[0..3], &m[3..5]),
-        '4' => format!("{}00000{}", &m[0..4], &m[4..5]),
-        _ => format!("{}0000{}", &m[0..5], d[6]),
+/// EAN-13 (a leading zero) or UPC-E expanded. Product codes are compared as GTINs.
+fn same_read(case: &Case, format: &str, text: &str) -> bool {
+    let gtin = |format: &str, text: &str| {
+        let code = Barcode {
+            text: text.to_owned(),
+            format: format.to_owned(),
+            kind: String::new(),
+            points: Vec::new(),
+            conflicting_texts: Vec::new(),
+        };
+        code.gtin()
+            .or_else(|| normalize_gtin(text).filter(|_| format.starts_with("UPC")))
     };
-    Some(format!("{}{body}{}", d[0], d[7]))
+    text == case.expected
+        || gtin(&case.format, &case.expected).is_some_and(|g| Some(g) == gtin(format, text))
 }
 
 fn found(case: &Case, read: &Read) -> bool {
-    read.codes.iter().any(|(_, text)| same_read(case, text))
+    read.codes
+        .iter()
+        .any(|(format, text)| same_read(case, format, text))
 }
 
 /// A code of the expected format with another text: a false read.

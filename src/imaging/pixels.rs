@@ -1,13 +1,13 @@
-//! The pixels of one image, decoded lazily at the sizes the extractors ask for: a large JPEG
-//! is searched in a copy decoded at a fraction of its size and decoded in full only when an
-//! extractor needs more.
+//! The pixels of one image, decoded once when an extractor first asks, in full or as a shrunk
+//! copy for searching a large photo quickly.
 
 use std::borrow::Cow;
 use std::cell::{Cell, OnceCell};
 use std::io::Cursor;
 use std::time::{Duration, Instant};
 
-use image::imageops::FilterType;
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::{GrayImage, ImageReader, Limits};
 use librarian_model::{ImageFacts, ImageFormat};
 
@@ -23,7 +23,6 @@ pub struct Pixels<'a> {
     bytes: &'a [u8],
     facts: &'a ImageFacts,
     full: OnceCell<GrayImage>,
-    decoded: Cell<bool>,
     decode_time: Cell<Duration>,
 }
 
@@ -49,7 +48,6 @@ impl<'a> Pixels<'a> {
             bytes,
             facts,
             full: OnceCell::new(),
-            decoded: Cell::new(false),
             decode_time: Cell::new(Duration::ZERO),
         })
     }
@@ -58,24 +56,14 @@ impl<'a> Pixels<'a> {
         self.facts
     }
 
-    /// Time spent decoding so far, for the metrics.
+    /// Time spent decoding and shrinking so far, for the metrics.
     pub fn decode_time(&self) -> Duration {
         self.decode_time.get()
     }
 
-    /// Decodes the image once at the cheapest size if no extractor has, so that a broken file
-    /// is refused even by a pipeline that reads nothing from its pixels.
+    /// Decodes the image if no extractor has, so that a broken file is refused even by a
+    /// pipeline that reads nothing from its pixels.
     pub fn ensure_decoded(&self) -> Result<(), ImageError> {
-        if self.decoded.get() {
-            return Ok(());
-        }
-        if self.facts.format == ImageFormat::Jpeg
-            && self
-                .timed(|| jpeg::decode_scaled(self.bytes, self.facts, 8))?
-                .is_some()
-        {
-            return Ok(());
-        }
         self.full().map(|_| ())
     }
 
@@ -84,7 +72,6 @@ impl<'a> Pixels<'a> {
         let result = decode();
         self.decode_time
             .set(self.decode_time.get() + started.elapsed());
-        self.decoded.set(true);
         result
     }
 
@@ -97,53 +84,37 @@ impl<'a> Pixels<'a> {
         Ok(self.full.get_or_init(|| image))
     }
 
-    /// A copy whose longest side is at most `max_side`. A JPEG is decoded straight at 1/2, 1/4
-    /// or 1/8 of its size (the largest that fits), so a 12 MP photo is never decoded in full
-    /// for this; other formats are decoded in full and shrunk.
+    /// A copy whose longest side is at most `max_side` (the image itself when it is that
+    /// small), shrunk by averaging so that thin bars survive.
     pub fn reduced(&self, max_side: u32) -> Result<Scaled<'_>, ImageError> {
-        let longest = self.facts.width.max(self.facts.height);
+        let full = self.full()?;
+        let (width, height) = full.dimensions();
+        let longest = width.max(height);
         if longest <= max_side {
             return Ok(Scaled {
-                image: Cow::Borrowed(self.full()?),
+                image: Cow::Borrowed(full),
                 scale: 1.0,
             });
         }
-        if self.facts.format == ImageFormat::Jpeg && self.full.get().is_none() {
-            let divisor = [2, 4, 8]
-                .into_iter()
-                .find(|d| longest.div_ceil(*d) <= max_side)
-                .unwrap_or(8);
-            if let Some(image) =
-                self.timed(|| jpeg::decode_scaled(self.bytes, self.facts, divisor))?
-            {
-                return Ok(shrunk(Cow::Owned(image), longest, max_side));
-            }
-        }
-        Ok(shrunk(Cow::Borrowed(self.full()?), longest, max_side))
+        let scale = longest as f32 / max_side as f32;
+        let size = |side: u32| ((side as f32 / scale).round() as u32).max(1);
+        let image = self.timed(|| shrink(full, size(width), size(height)));
+        Ok(Scaled {
+            image: Cow::Owned(image),
+            scale,
+        })
     }
 }
 
-/// `image` (a copy of a picture whose longest side is `longest`) resized to fit `max_side`.
-fn shrunk(image: Cow<'_, GrayImage>, longest: u32, max_side: u32) -> Scaled<'_> {
-    let (width, height) = image.dimensions();
-    let own_longest = width.max(height);
-    if own_longest <= max_side {
-        return Scaled {
-            scale: longest as f32 / own_longest as f32,
-            image,
-        };
-    }
-    let ratio = max_side as f32 / own_longest as f32;
-    let resized = image::imageops::resize(
-        image.as_ref(),
-        ((width as f32 * ratio).round() as u32).max(1),
-        ((height as f32 * ratio).round() as u32).max(1),
-        FilterType::Triangle,
-    );
-    Scaled {
-        scale: longest as f32 / resized.width().max(resized.height()) as f32,
-        image: Cow::Owned(resized),
-    }
+fn shrink(image: &GrayImage, width: u32, height: u32) -> GrayImage {
+    let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8)
+        .expect("a GrayImage holds one byte per pixel");
+    let mut shrunk = Image::new(width, height, PixelType::U8);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Box));
+    Resizer::new()
+        .resize(&source, &mut shrunk, &options)
+        .expect("same pixel type on both sides");
+    GrayImage::from_raw(width, height, shrunk.into_vec()).expect("the size asked for")
 }
 
 fn decode_full(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageError> {

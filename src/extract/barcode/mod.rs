@@ -51,7 +51,8 @@ pub struct BarcodeExtractorConfig {
     /// rxing reads except MaxiCode. Fewer formats read faster.
     #[serde(default)]
     pub formats: Vec<String>,
-    /// Longest side, in pixels, of the copy a large photo is first searched in.
+    /// Longest side, in pixels, of the copy a large photo is first searched in (thoroughly);
+    /// copies twice as large, up to full size, are searched quickly after it.
     #[serde(default = "default_detect_max_side")]
     pub detect_max_side: u32,
     /// Search harder (more rows, rotated 1D codes): slower, finds more.
@@ -66,7 +67,7 @@ pub struct BarcodeExtractorConfig {
 }
 
 fn default_detect_max_side() -> u32 {
-    1600
+    800
 }
 fn yes() -> bool {
     true
@@ -122,7 +123,7 @@ impl BarcodeExtractor {
     /// codes); the global histogram binarizer, which keeps the bars of a blurred 1D code apart
     /// better; and a slightly smoothed copy, which sensor noise no longer breaks into false
     /// edges.
-    fn read(&self, image: &GrayImage, scale: f32) -> Vec<Barcode> {
+    fn read(&self, image: &GrayImage, scale: f32, thorough: bool) -> Vec<Barcode> {
         let attempts = [
             (Binarizer::Hybrid, false),
             (Binarizer::Hybrid, true),
@@ -131,11 +132,11 @@ impl BarcodeExtractor {
         // Product codes no second line confirmed; two attempts that agree confirm each other.
         let mut unconfirmed = Vec::new();
         for (binarizer, harder) in attempts {
-            if harder && !self.try_harder {
+            if (harder && !self.try_harder) || (binarizer == Binarizer::Global && !thorough) {
                 continue;
             }
             let found = self.read_checked(image, scale, binarizer, harder, &mut unconfirmed);
-            if !found.is_empty() {
+            if !found.is_empty() || !thorough {
                 return found;
             }
         }
@@ -241,16 +242,22 @@ pub(crate) enum Binarizer {
 }
 
 impl Extractor for BarcodeExtractor {
+    /// A large photo is searched at `detect_max_side` with every attempt, where blur and noise
+    /// matter least, then at twice that size and so on up to full size with the quick ones,
+    /// for codes too small in the frame to survive shrinking.
     fn extract(&self, pixels: &Pixels<'_>, found: &mut Extracted) -> Result<(), ImageError> {
         let facts = pixels.facts();
-        let mut codes = Vec::new();
-        if facts.width.max(facts.height) > self.detect_max_side {
-            let small = pixels.reduced(self.detect_max_side)?;
-            codes = self.read(&small.image, small.scale);
-        }
-        if codes.is_empty() {
-            codes = self.read(pixels.full()?, 1.0);
-        }
+        let longest = facts.width.max(facts.height);
+        let first = self.detect_max_side.min(longest);
+        let mut side = first;
+        let mut codes = loop {
+            let level = pixels.reduced(side)?;
+            let codes = self.read(&level.image, level.scale, side == first);
+            if !codes.is_empty() || side >= longest {
+                break codes;
+            }
+            side = side.saturating_mul(2).min(longest);
+        };
         let mut seen = HashSet::new();
         codes.retain(|c| seen.insert((c.format.clone(), c.text.clone())));
         found.barcodes.extend(codes);
