@@ -66,10 +66,21 @@ impl LabelMatches {
         if found.contains(&wanted) {
             return None;
         }
-        let seen = if found.is_empty() {
-            "no EAN/UPC code was found in the image".to_owned()
-        } else {
+        let disputed: Vec<String> = facts
+            .barcodes
+            .iter()
+            .filter(|b| !b.conflicting_texts.is_empty())
+            .map(|b| format!("{} or {}", b.text, b.conflicting_texts.join(" or ")))
+            .collect();
+        let seen = if !found.is_empty() {
             format!("the image shows {}", found.join(", "))
+        } else if !disputed.is_empty() {
+            format!(
+                "the product code's reads disagree ({}); a clearer photo settles it",
+                disputed.join("; ")
+            )
+        } else {
+            "no EAN/UPC code was found in the image".to_owned()
         };
         Some(self.finding(
             "label.gtin_mismatch",
@@ -159,6 +170,13 @@ mod tests {
         assert_eq!(
             run(LabelCheck::Gtin, json!("5449000000996"), &ean),
             ["label.gtin_mismatch"]
+        );
+        let mut disputed = barcode("EAN_13", "0036000291452");
+        disputed.conflicting_texts = vec!["0036000291469".into()];
+        assert_eq!(
+            run(LabelCheck::Gtin, json!("036000291452"), &[disputed]),
+            ["label.gtin_mismatch"],
+            "a read other lines contradict proves no GTIN"
         );
         assert_eq!(
             run(LabelCheck::Gtin, json!("abc"), &ean),
