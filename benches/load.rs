@@ -4,6 +4,9 @@
 //!
 //! `cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both]`
 //!
+//! A soak is a long run: `--seconds 600` reports resident memory a fifth into the run and at
+//! its end, so that growth shows.
+//!
 //! Payloads are generated: `crop` is a 640 x 480 PNG with an EAN-13, `phone` a 4000 x 3000
 //! JPEG (12 MP) with an EAN-13 small in the frame.
 
@@ -51,22 +54,34 @@ fn photo(width: u32, height: u32, code_width: i32, format: ImageFormat) -> Vec<u
     out.into_inner()
 }
 
-fn peak_rss_kib(pid: u32) -> u64 {
+/// A memory figure of the server from /proc: `VmHWM` (peak) or `VmRSS` (now), in MiB.
+fn memory_mib(pid: u32, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .unwrap_or(0)
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 struct Outcome {
     ms: Vec<f64>,
     statuses: BTreeMap<String, usize>,
     elapsed: f64,
+    /// The server's resident memory, sampled every second.
+    rss: Vec<f64>,
 }
 
-fn drive(url: &str, body: &str, clients: usize, seconds: u64) -> Outcome {
+impl Outcome {
+    /// Resident memory once warmed up (a fifth into the run) and at the end, in MiB.
+    fn rss_warm_and_end(&self) -> (f64, f64) {
+        let at = |i: usize| self.rss.get(i).copied().unwrap_or(0.0);
+        (at(self.rss.len() / 5), at(self.rss.len().saturating_sub(1)))
+    }
+}
+
+fn drive(url: &str, body: &str, clients: usize, seconds: u64, server: u32) -> Outcome {
     let ms = Arc::new(Mutex::new(Vec::new()));
     let statuses = Arc::new(Mutex::new(BTreeMap::new()));
     let started = Instant::now();
@@ -94,7 +109,12 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64) -> Outcome {
                     let status = match response {
                         Ok(mut r) => {
                             let _ = r.body_mut().read_to_vec();
-                            r.status().as_u16().to_string()
+                            let code = r.status().as_u16();
+                            if code == 503 && r.headers().get("retry-after").is_none() {
+                                "503 without Retry-After".to_owned()
+                            } else {
+                                code.to_string()
+                            }
                         }
                         Err(e) => format!("error: {e}"),
                     };
@@ -106,9 +126,18 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64) -> Outcome {
             })
         })
         .collect();
+    let sampler = std::thread::spawn(move || {
+        let mut rss = Vec::new();
+        while Instant::now() < deadline {
+            rss.push(memory_mib(server, "VmRSS:"));
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        rss
+    });
     for worker in workers {
         worker.join().unwrap();
     }
+    let rss = sampler.join().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     let mut ms = Arc::try_unwrap(ms).unwrap().into_inner().unwrap();
     ms.sort_by(f64::total_cmp);
@@ -117,6 +146,7 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64) -> Outcome {
         ms,
         statuses,
         elapsed,
+        rss,
     }
 }
 
@@ -158,9 +188,9 @@ fn main() {
         ("phone", photo(4000, 3000, 600, ImageFormat::Jpeg)),
     ];
     println!(
-        "| payload | photo bytes | clients | requests | per second | p50 ms | p90 ms | p99 ms | statuses | server peak RSS MiB |"
+        "| payload | photo bytes | clients | seconds | requests | per second | p50 ms | p90 ms | p99 ms | statuses | server peak RSS MiB | RSS warm / end MiB |"
     );
-    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |");
     for (name, bytes) in payloads
         .iter()
         .filter(|(n, _)| which == "both" || which == *n)
@@ -169,14 +199,15 @@ fn main() {
             r#"{{"image":"{}","labels":{{"class":1}}}}"#,
             base64::engine::general_purpose::STANDARD.encode(bytes)
         );
-        let outcome = drive(&url, &body, clients, seconds);
+        let outcome = drive(&url, &body, clients, seconds, server.id());
+        let (warm, end) = outcome.rss_warm_and_end();
         let statuses: Vec<String> = outcome
             .statuses
             .iter()
             .map(|(s, n)| format!("{s}: {n}"))
             .collect();
         println!(
-            "| {name} | {} | {clients} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} |",
+            "| {name} | {} | {clients} | {seconds} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {warm:.0} / {end:.0} |",
             bytes.len(),
             outcome.ms.len(),
             outcome.ms.len() as f64 / outcome.elapsed,
@@ -184,7 +215,7 @@ fn main() {
             percentile(&outcome.ms, 0.9),
             percentile(&outcome.ms, 0.99),
             statuses.join(", "),
-            peak_rss_kib(server.id()) as f64 / 1024.0
+            memory_mib(server.id(), "VmHWM:")
         );
     }
     let _ = server.kill();
