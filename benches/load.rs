@@ -106,14 +106,22 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64, server: u32) -> Ou
                         .put(format!("{url}/api/v1/submissions/{}", uuid::Uuid::new_v4()))
                         .header("content-type", "application/json")
                         .send(body.as_bytes());
+                    let mut wait = Duration::ZERO;
                     let status = match response {
                         Ok(mut r) => {
                             let _ = r.body_mut().read_to_vec();
                             let code = r.status().as_u16();
-                            if code == 503 && r.headers().get("retry-after").is_none() {
-                                "503 without Retry-After".to_owned()
-                            } else {
-                                code.to_string()
+                            let retry_after = r
+                                .headers()
+                                .get("retry-after")
+                                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+                            match (code, retry_after) {
+                                (503, None) => "503 without Retry-After".to_owned(),
+                                (503, Some(seconds)) => {
+                                    wait = Duration::from_secs(seconds.min(5));
+                                    "503".to_owned()
+                                }
+                                _ => code.to_string(),
                             }
                         }
                         Err(e) => format!("error: {e}"),
@@ -121,6 +129,8 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64, server: u32) -> Ou
                     ms.lock()
                         .unwrap()
                         .push(sent.elapsed().as_secs_f64() * 1000.0);
+                    // A well-behaved client waits as told before its next try.
+                    std::thread::sleep(wait);
                     *statuses.lock().unwrap().entry(status).or_insert(0) += 1;
                 }
             })

@@ -1,14 +1,15 @@
-//! Middleware every request passes: an id and one log line per request, and the cap on
-//! submissions in flight.
+//! Middleware every request passes: an id and one log line per request, the cap on
+//! submissions in flight, rate limits, and draining the body of a request refused early.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
+use http_body_util::BodyExt;
 use sha2::{Digest, Sha256};
 
 use salvo::http::header::{HeaderName, HeaderValue, LOCATION};
@@ -85,6 +86,39 @@ impl Handler for AccessLog {
 
 /// Admits at most the configured number of submissions at once; the next one is answered 503
 /// with Retry-After at once, so a burst cannot queue without bound or exhaust memory.
+/// Reads and drops whatever of the request body the handlers left unread: a refusal (busy,
+/// rate limited, unauthorised) is answered before the upload ends, and closing the connection
+/// on a client still sending would give it a broken pipe instead of the answer. At most
+/// `limit` bytes are drained, for at most [`DRAIN_TIME`].
+pub struct DrainUnreadBody {
+    pub limit: usize,
+}
+
+const DRAIN_TIME: Duration = Duration::from_secs(30);
+
+#[async_trait]
+impl Handler for DrainUnreadBody {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        ctrl.call_next(req, depot, res).await;
+        let mut body = req.take_body();
+        let mut drained = 0;
+        let _ = tokio::time::timeout(DRAIN_TIME, async {
+            while drained <= self.limit
+                && let Some(Ok(frame)) = body.frame().await
+            {
+                drained += frame.data_ref().map_or(0, |data| data.len());
+            }
+        })
+        .await;
+    }
+}
+
 pub struct InFlight(pub Arc<Semaphore>);
 
 #[async_trait]

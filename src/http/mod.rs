@@ -84,7 +84,11 @@ fn router(app: Arc<App>) -> Router {
     let guarded = |req: &Request, _: &Depot| {
         req.method() != Method::GET || !req.uri().path().starts_with("/api/v1/pipelines")
     };
+    let drain = guard::DrainUnreadBody {
+        limit: app.loaded.config.server.max_body_bytes,
+    };
     let api = Router::with_path("api/v1")
+        .hoop_when(drain, submits)
         .hoop_when(rate_limit, submits)
         .hoop_when(app.auth.clone(), guarded)
         .hoop_when(in_flight, submits)
