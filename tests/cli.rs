@@ -472,3 +472,67 @@ fn token_commands_create_list_rotate_and_revoke() {
             .success()
     );
 }
+
+#[test]
+fn an_upload_refused_before_its_end_is_read_through_so_the_client_gets_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("limited.toml"),
+        "[rate_limit]\nrequests_per_minute = 1\nburst = 1\n",
+    )
+    .unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args([
+            "serve",
+            "--config",
+            "limited.toml",
+            "--bind",
+            &address,
+            "-q",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _server = Server(child);
+    let started = Instant::now();
+    while ureq::get(format!("http://{address}/healthz"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server starts"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The first upload uses the client's one request a minute; the second is refused at once,
+    // while 8 MB of it are still to come, as from a phone on a slow network.
+    let upload = |body: &[u8]| -> std::io::Result<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&address)?;
+        write!(
+            stream,
+            "POST /api/v1/submissions HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )?;
+        for chunk in body.chunks(64 * 1024) {
+            stream.write_all(chunk)?;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let mut answer = vec![0; 4096];
+        let read = stream.read(&mut answer)?;
+        Ok(String::from_utf8_lossy(&answer[..read]).into_owned())
+    };
+    let photo = png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160));
+    let first = upload(&photo).unwrap();
+    assert!(first.starts_with("HTTP/1.1 201"), "{first}");
+    let big = vec![7u8; 8 << 20];
+    let refused = upload(&big).expect("the whole body is sent and the answer read");
+    assert!(refused.starts_with("HTTP/1.1 429"), "{refused}");
+    assert!(
+        refused.to_ascii_lowercase().contains("retry-after"),
+        "{refused}"
+    );
+}
