@@ -209,6 +209,24 @@ fn a_product_code_read_on_a_single_line_only_is_not_trusted() {
 }
 
 #[test]
+fn a_code_cropped_without_quiet_zones_is_read() {
+    // rxing's 1D readers want white beside the guards; a tight crop has none.
+    let code = ean();
+    let dark = |x: u32| (0..code.height()).any(|y| code.get_pixel(x, y).0[0] < 128);
+    let first = (0..code.width()).find(|&x| dark(x)).unwrap();
+    let last = (0..code.width()).rev().find(|&x| dark(x)).unwrap();
+    let tight = imageops::crop_imm(&code, first, 0, last + 1 - first, code.height()).to_image();
+    let found = read(&tight);
+    assert_eq!(texts(&found), ["EAN_13 5449000000996"]);
+    for [x, _] in &found[0].points {
+        assert!(
+            (0.0..tight.width() as f32).contains(x),
+            "point x {x} inside the crop"
+        );
+    }
+}
+
+#[test]
 fn a_large_photo_is_searched_in_a_shrunk_copy_first_with_points_in_its_own_pixels() {
     let photo = on_canvas(
         &symbol(BarcodeFormat::EAN_13, "5449000000996", 1600, 600),

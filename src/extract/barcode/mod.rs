@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use image::GrayImage;
+use image::{GrayImage, Luma};
 use librarian_model::Barcode;
 use rxing::client::result::{ParsedRXingResult, ParsedRXingResultType, parseRXingResult};
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
@@ -142,7 +142,24 @@ impl BarcodeExtractor {
         }
         let smoothed = image::imageops::blur(image, 1.0);
         let hybrid = Binarizer::Hybrid;
-        self.read_checked(&smoothed, scale, hybrid, self.try_harder, &mut unconfirmed)
+        let found = self.read_checked(&smoothed, scale, hybrid, self.try_harder, &mut unconfirmed);
+        if !found.is_empty() {
+            return found;
+        }
+        // A tight crop leaves no quiet zone beside the code, which 1D readers insist on: the
+        // same image with a white margin added left and right.
+        let margin = (image.width() / 10).max(8);
+        let mut padded =
+            GrayImage::from_pixel(image.width() + 2 * margin, image.height(), Luma([255]));
+        image::imageops::replace(&mut padded, image, i64::from(margin), 0);
+        let mut found =
+            self.read_checked(&padded, scale, hybrid, self.try_harder, &mut unconfirmed);
+        for code in &mut found {
+            for point in &mut code.points {
+                point[0] -= margin as f32 * scale;
+            }
+        }
+        found
     }
 
     /// The codes one attempt reads; a product code only when another scan line, or an
