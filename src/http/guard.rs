@@ -84,8 +84,6 @@ impl Handler for AccessLog {
     }
 }
 
-/// Admits at most the configured number of submissions at once; the next one is answered 503
-/// with Retry-After at once, so a burst cannot queue without bound or exhaust memory.
 /// Reads and drops whatever of the request body the handlers left unread: a refusal (busy,
 /// rate limited, unauthorised) is answered before the upload ends, and closing the connection
 /// on a client still sending would give it a broken pipe instead of the answer. At most
@@ -119,6 +117,8 @@ impl Handler for DrainUnreadBody {
     }
 }
 
+/// Admits at most the configured number of submissions at once; the next one is answered 503
+/// with Retry-After at once, so a burst cannot queue without bound or exhaust memory.
 pub struct InFlight(pub Arc<Semaphore>);
 
 #[async_trait]

@@ -44,8 +44,7 @@ pub fn needs_second_line(result: &RXingResult) -> bool {
 }
 
 /// Reads the code again in a band of lines above, then below, the line it was read on, with
-/// either binarizer.
-/// `Some(empty)` when other lines agree, `Some(texts)` with the other texts when any reads
+/// either binarizer, at its size and doubled. `Some(empty)` when other lines agree, `Some(texts)` with the other texts when any reads
 /// something else, `None` when no other line reads the code at all.
 pub fn other_lines(
     extractor: &BarcodeExtractor,
@@ -61,7 +60,8 @@ pub fn other_lines(
     let (a1, _) = along(last);
     let (start, end) = (a0.min(a1), a0.max(a1));
     let length = end - start;
-    // Quiet zones are about a tenth of the code's length on each side.
+    // Generous: the quiet zones must be in the band, and the points rxing gives for some
+    // formats (UPC-E) span only part of the symbol.
     let margin = length * 0.6;
     let gap = (length / 60.0).max(2.0);
     let depth = (length / 6.0).max(8.0);

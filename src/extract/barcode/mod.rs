@@ -1,6 +1,6 @@
 //! Barcode extraction with rxing: the first code (or every code) in the image, with corner
-//! points in the original image's pixels. Large photos are searched in a reduced copy first
-//! (a JPEG decoded at a fraction of its size), and at full size only when nothing was found.
+//! points in the original image's pixels. Large photos are searched in a shrunk copy first,
+//! then in larger ones up to full size, only as long as nothing was found.
 
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -121,8 +121,9 @@ impl BarcodeExtractor {
     /// The codes in `image`, points multiplied by `scale`, by the first of these that reads
     /// any: a quick look (few rows, local binarizer); a thorough one (every row, rotated 1D
     /// codes); the global histogram binarizer, which keeps the bars of a blurred 1D code apart
-    /// better; and a slightly smoothed copy, which sensor noise no longer breaks into false
-    /// edges.
+    /// better; a slightly smoothed copy, which sensor noise no longer breaks into false
+    /// edges; and a copy with white margins, for a tight crop. Only the quick and thorough
+    /// looks run when not `thorough`.
     fn read(&self, image: &GrayImage, scale: f32, thorough: bool) -> Vec<Barcode> {
         let attempts = [
             (Binarizer::Hybrid, false),
