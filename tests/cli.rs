@@ -226,26 +226,37 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[test]
-fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
-    let dir = tempfile::tempdir().unwrap();
+/// `librarian serve` in `dir` on a free port with `args`, once it answers /healthz; the
+/// server stops when the returned guard drops.
+fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
     let address = format!("127.0.0.1:{}", free_port());
     let child = Command::new(BIN)
-        .current_dir(dir.path())
+        .current_dir(dir)
         .args(["serve", "--bind", &address, "-q"])
+        .args(args)
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let _server = Server(child);
-    let url = format!("http://{address}");
+    let server = Server(child);
     let started = Instant::now();
-    while ureq::get(format!("{url}/healthz")).call().is_err() {
+    while ureq::get(format!("http://{address}/healthz"))
+        .call()
+        .is_err()
+    {
         assert!(
             started.elapsed() < Duration::from_secs(20),
             "the server starts"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    (server, address)
+}
+
+#[test]
+fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_server, address) = serve(dir.path(), &[]);
+    let url = format!("http://{address}");
     std::fs::write(
         dir.path().join("photo.png"),
         png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)),
@@ -481,32 +492,7 @@ fn an_upload_refused_before_its_end_is_read_through_so_the_client_gets_the_answe
         "[rate_limit]\nrequests_per_minute = 1\nburst = 1\n",
     )
     .unwrap();
-    let address = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(BIN)
-        .current_dir(dir.path())
-        .args([
-            "serve",
-            "--config",
-            "limited.toml",
-            "--bind",
-            &address,
-            "-q",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let _server = Server(child);
-    let started = Instant::now();
-    while ureq::get(format!("http://{address}/healthz"))
-        .call()
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server starts"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let (_server, address) = serve(dir.path(), &["--config", "limited.toml"]);
     // The first upload uses the client's one request a minute; the second is refused at once,
     // while 8 MB of it are still to come, as from a phone on a slow network.
     let upload = |body: &[u8]| -> std::io::Result<String> {
