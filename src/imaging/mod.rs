@@ -146,7 +146,8 @@ pub fn analyze_now(
     for extractor in extractors {
         extractor.extract(&pixels, &mut found)?;
     }
-    pixels.ensure_decoded()?;
+    // Decoded at most once; this refuses a broken file even in a pipeline that reads no pixels.
+    pixels.full()?;
     found.decode_time = pixels.decode_time();
     found.extract_time = started.elapsed().saturating_sub(found.decode_time);
     Ok(found)

@@ -61,12 +61,6 @@ impl<'a> Pixels<'a> {
         self.decode_time.get()
     }
 
-    /// Decodes the image if no extractor has, so that a broken file is refused even by a
-    /// pipeline that reads nothing from its pixels.
-    pub fn ensure_decoded(&self) -> Result<(), ImageError> {
-        self.full().map(|_| ())
-    }
-
     fn timed<T>(&self, decode: impl FnOnce() -> T) -> T {
         let started = Instant::now();
         let result = decode();
