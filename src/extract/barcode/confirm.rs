@@ -17,26 +17,38 @@ const PRODUCT_FORMATS: [BarcodeFormat; 4] = [
     BarcodeFormat::UPC_E,
 ];
 
-/// A product code read on one line that no other line confirmed (yet).
+/// A product code read on one line that no other line confirmed (yet), in the photo's pixels:
+/// attempts on copies of other sizes must compare alike.
 pub struct LineRead {
     text: String,
     line: f32,
+    /// Lines closer than this share content, from a filter or just from being neighbours.
+    apart: f32,
 }
 
 impl LineRead {
-    pub fn of(result: &RXingResult) -> Self {
+    /// `scale`: photo pixels per pixel of the image read; `reach` as for `other_lines`.
+    pub fn of(result: &RXingResult, scale: f32, reach: f32) -> Self {
         let points = result.getPoints();
+        let across = |p: &rxing::Point| if is_vertical(points) { p.x } else { p.y };
         Self {
             text: result.getText().to_owned(),
-            line: points.iter().map(|p| p.y).sum::<f32>() / points.len().max(1) as f32,
+            line: scale * points.iter().map(across).sum::<f32>() / points.len().max(1) as f32,
+            apart: scale * reach.max(2.0),
         }
     }
 
     /// Two reads confirm each other when they agree on different lines: the same line
     /// binarized otherwise repeats a misread as often as not.
     pub fn confirms(&self, other: &LineRead) -> bool {
-        self.text == other.text && (self.line - other.line).abs() > 2.0
+        self.text == other.text && (self.line - other.line).abs() > self.apart.max(other.apart)
     }
+}
+
+/// Whether a 1D code read along these points lies with its bars across the image's rows.
+fn is_vertical(points: &[rxing::Point]) -> bool {
+    let (first, last) = (points[0], points[points.len() - 1]);
+    (last.y - first.y).abs() > (last.x - first.x).abs()
 }
 
 pub fn needs_second_line(result: &RXingResult) -> bool {
@@ -44,16 +56,17 @@ pub fn needs_second_line(result: &RXingResult) -> bool {
 }
 
 /// Reads the code again in a band of lines above, then below, the line it was read on, with
-/// either binarizer, at its size and doubled. `Some(empty)` when other lines agree, `Some(texts)` with the other texts when any reads
+/// either binarizer, at its size and doubled, at least `reach` rows away. `Some(empty)` when other lines agree, `Some(texts)` with the other texts when any reads
 /// something else, `None` when no other line reads the code at all.
 pub fn other_lines(
     extractor: &BarcodeExtractor,
     image: &GrayImage,
     result: &RXingResult,
+    reach: f32,
 ) -> Option<Vec<String>> {
     let points = result.getPoints();
     let (first, last) = (points[0], points[points.len() - 1]);
-    let vertical = (last.y - first.y).abs() > (last.x - first.x).abs();
+    let vertical = is_vertical(points);
     // Work as if the code lay horizontally: along runs across the bars, across along them.
     let along = |p: rxing::Point| if vertical { (p.y, p.x) } else { (p.x, p.y) };
     let (a0, line) = along(first);
@@ -63,7 +76,7 @@ pub fn other_lines(
     // Generous: the quiet zones must be in the band, and the points rxing gives for some
     // formats (UPC-E) span only part of the symbol.
     let margin = length * 0.6;
-    let gap = (length / 60.0).max(2.0);
+    let gap = (length / 60.0).max(2.0).max(reach);
     let depth = (length / 6.0).max(8.0);
     let hints = DecodeHints {
         TryHarder: Some(true),
