@@ -1,6 +1,6 @@
 //! A product code (EAN/UPC) read on one scan line is read again on lines just above and below
 //! it: a checksum-valid misread, which a blurred or noisy line can give, is worse than no read.
-//! zxing-cpp makes the same demand of two lines.
+//! zxing-cpp makes the same demand of two lines. So is a 1D read of one or two characters.
 
 use std::collections::HashSet;
 
@@ -51,8 +51,22 @@ fn is_vertical(points: &[rxing::Point]) -> bool {
     (last.y - first.y).abs() > (last.x - first.x).abs()
 }
 
+/// Other 1D formats, whose reads need a second line only when very short: one or two
+/// characters can arise from a few stray stripes (a corner of an Aztec code reads as Code 39
+/// "7"), and a false code stops the search for the real one.
+const OTHER_LINEAR_FORMATS: [BarcodeFormat; 5] = [
+    BarcodeFormat::CODABAR,
+    BarcodeFormat::CODE_39,
+    BarcodeFormat::CODE_93,
+    BarcodeFormat::CODE_128,
+    BarcodeFormat::ITF,
+];
+
 pub fn needs_second_line(result: &RXingResult) -> bool {
-    PRODUCT_FORMATS.contains(result.getBarcodeFormat()) && result.getPoints().len() >= 2
+    let format = result.getBarcodeFormat();
+    let short = result.getText().chars().count() <= 2;
+    (PRODUCT_FORMATS.contains(format) || (short && OTHER_LINEAR_FORMATS.contains(format)))
+        && result.getPoints().len() >= 2
 }
 
 /// Reads the code again in a band of lines above, then below, the line it was read on, with
@@ -74,8 +88,14 @@ pub fn other_lines(
     let (start, end) = (a0.min(a1), a0.max(a1));
     let length = end - start;
     // Generous: the quiet zones must be in the band, and the points rxing gives for some
-    // formats (UPC-E) span only part of the symbol.
-    let margin = length * 0.6;
+    // formats (UPC-E) span only part of the symbol. For a short code of another format they
+    // can span a small part of it (15 of Code 39 "7"'s 100 px): the band is as wide as the
+    // image, and only that format is read in it.
+    let margin = if PRODUCT_FORMATS.contains(result.getBarcodeFormat()) {
+        length * 0.6
+    } else {
+        (image.width() + image.height()) as f32
+    };
     let gap = (length / 60.0).max(2.0).max(reach);
     let depth = (length / 6.0).max(8.0);
     let hints = DecodeHints {

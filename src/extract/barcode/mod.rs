@@ -134,7 +134,7 @@ impl BarcodeExtractor {
             (Binarizer::Hybrid, true),
             (Binarizer::Global, true),
         ];
-        // Product codes no second line confirmed; two attempts that agree confirm each other.
+        // Reads no second line confirmed; two attempts that agree confirm each other.
         let mut unconfirmed = Vec::new();
         for (binarizer, harder) in attempts {
             if (harder && !self.try_harder) || (binarizer == Binarizer::Global && !thorough) {
@@ -172,8 +172,8 @@ impl BarcodeExtractor {
         self.read_checked(&sharp, scale, reach, hybrid, harder, &mut unconfirmed)
     }
 
-    /// The codes one attempt reads; a product code only when another scan line, or an
-    /// earlier attempt, read the same. `reach`: how many rows away a filter has carried each
+    /// The codes one attempt reads; a product code (or a very short 1D code) only when
+    /// another scan line, or an earlier attempt, read the same. `reach`: how many rows away a filter has carried each
     /// line's content, so that lines closer than that cannot confirm each other.
     fn read_checked(
         &self,
