@@ -228,6 +228,36 @@ fn upce_to_upca(upce: &str) -> Option<String> {
     Some(format!("{sys}{body}{check}"))
 }
 
+/// Compresses a 12-digit UPC-A to its 8-digit UPC-E form, when the zero-suppression rules
+/// allow one: readers that print UPC-E expanded are brought to the form the others print.
+pub fn upca_to_upce(upca: &str) -> Option<String> {
+    let d = upca.as_bytes();
+    if d.len() != 12 || !d.iter().all(u8::is_ascii_digit) || !matches!(d[0], b'0' | b'1') {
+        return None;
+    }
+    let body = &d[1..11];
+    let zeros = |range: std::ops::Range<usize>| body[range].iter().all(|&b| b == b'0');
+    // The rules of `upce_to_upca`, backwards; the first that fits is the one a writer uses.
+    let middle: [u8; 6] = if body[2] <= b'2' && zeros(3..7) {
+        [body[0], body[1], body[7], body[8], body[9], body[2]]
+    } else if zeros(3..8) {
+        [body[0], body[1], body[2], body[8], body[9], b'3']
+    } else if zeros(4..9) {
+        [body[0], body[1], body[2], body[3], body[9], b'4']
+    } else if zeros(5..9) && body[9] >= b'5' {
+        [body[0], body[1], body[2], body[3], body[4], body[9]]
+    } else {
+        return None;
+    };
+    let upce: String = [d[0]]
+        .iter()
+        .chain(&middle)
+        .chain(&d[11..])
+        .map(|&b| b as char)
+        .collect();
+    (upce_to_upca(&upce).as_deref() == Some(upca)).then_some(upce)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +293,18 @@ mod tests {
         // last digit 0: XX000-00YYY
         assert_eq!(upce_to_upca("01234500").unwrap(), "012000003450");
         assert_eq!(upce_to_upca("0123"), None);
+    }
+
+    #[test]
+    fn upca_compresses_back_to_upce_when_the_rules_allow() {
+        for upce in [
+            "01234565", "01234500", "01234531", "01234542", "05096893", "04963406",
+        ] {
+            let upca = upce_to_upca(upce).unwrap();
+            assert_eq!(upca_to_upce(&upca).as_deref(), Some(upce), "{upca}");
+        }
+        // Five digits of item number: no UPC-E form.
+        assert_eq!(upca_to_upce("036000291452"), None);
+        assert_eq!(upca_to_upce("0360002914"), None);
     }
 }
