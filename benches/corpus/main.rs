@@ -191,7 +191,12 @@ fn misses(cases: &[Case], ours: &[Read], theirs: &[Read]) {
             } else {
                 "zxing-cpp too"
             };
-            eprintln!("missed ({by}): {} {}", case.format, case.path.display());
+            eprintln!(
+                "missed ({by}): {} {} {:?}",
+                case.format,
+                case.path.display(),
+                ours[i].codes
+            );
         }
     }
 }
