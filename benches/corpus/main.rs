@@ -210,7 +210,17 @@ fn run(title: &str, cases: &[Case], python: Option<&str>) {
     if std::env::args().any(|a| a == "--misses") {
         misses(cases, &ours, theirs.as_deref().unwrap_or(&ours));
     }
-    table(title, cases, &ours, theirs.as_deref());
+    let build = if cfg!(feature = "zxing-cpp") {
+        "build with the zxing-cpp feature (rxing, then zxing-cpp)"
+    } else {
+        "default build (rxing)"
+    };
+    table(
+        &format!("{title}, {build}"),
+        cases,
+        &ours,
+        theirs.as_deref(),
+    );
 }
 
 fn main() {
