@@ -1,13 +1,16 @@
 # The production image: a release build on Debian, run as an unprivileged user.
-#   docker build -t librarian .
+#   docker build -t librarian .        (or --build-arg FEATURES=zxing-cpp for the second engine)
 #   docker run -p 8080:8080 -v librarian-data:/data librarian
 # Configure with LIBRARIAN_* variables (see config/env-only.env) or mount a file and set
 # LIBRARIAN_CONFIG=/etc/librarian/librarian.toml.
 
 FROM rust:1.95-bookworm AS build
+# FEATURES=zxing-cpp adds zxing-cpp as a second barcode engine; its C++ is built with cmake.
+ARG FEATURES=""
+RUN if [ -n "$FEATURES" ]; then apt-get update && apt-get install -y --no-install-recommends cmake; fi
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin librarian
+RUN cargo build --release --locked --bin librarian --features "$FEATURES"
 
 FROM debian:bookworm-slim
 RUN useradd --system --uid 10001 --home-dir /data librarian \

@@ -30,7 +30,7 @@ pub trait Extractor: Send + Sync {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ExtractorConfig {
-    /// Barcodes (1D and 2D) read with rxing.
+    /// Barcodes (1D and 2D) read with rxing (then zxing-cpp, in builds with that feature).
     Barcode(BarcodeExtractorConfig),
 }
 
