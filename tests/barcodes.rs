@@ -293,6 +293,14 @@ fn finds_a_small_code_in_a_phone_sized_photo_with_points_in_its_pixels() {
 }
 
 #[test]
+fn a_small_upright_1d_code_in_a_phone_sized_photo_is_read_in_a_larger_copy() {
+    // Too small at the first level; in the larger copies only the thorough look turns
+    // upright 1D codes, so the larger copies get it too.
+    let photo = on_canvas(&imageops::rotate90(&ean()), 4000, 3000, 2600, 1900);
+    assert_eq!(texts(&read(&photo)), ["EAN_13 5449000000996"]);
+}
+
+#[test]
 fn the_format_filter_leaves_other_codes_out() {
     let mut both = on_canvas(&ean(), 900, 400, 20, 100);
     imageops::overlay(&mut both, &qr(), 600, 80);

@@ -152,9 +152,12 @@ impl BarcodeExtractor {
                 continue;
             }
             let found = self.read_checked(image, scale, 0.0, binarizer, harder, &mut unconfirmed);
-            if !found.is_empty() || !thorough {
+            if !found.is_empty() {
                 return found;
             }
+        }
+        if !thorough {
+            return Vec::new();
         }
         let smoothed = imageops::blur(image, SMOOTHING_SIGMA);
         let (hybrid, harder) = (Binarizer::Hybrid, self.try_harder);
