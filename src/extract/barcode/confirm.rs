@@ -17,6 +17,9 @@ const PRODUCT_FORMATS: [BarcodeFormat; 4] = [
     BarcodeFormat::UPC_E,
 ];
 
+/// Lines nearer than this, in pixels of the image read, are one line to a binarizer.
+pub const MIN_LINES_APART: f32 = 2.0;
+
 /// A product code read on one line that no other line confirmed (yet), in the photo's pixels:
 /// attempts on copies of other sizes must compare alike.
 pub struct LineRead {
@@ -34,7 +37,7 @@ impl LineRead {
         Self {
             text: result.getText().to_owned(),
             line: scale * points.iter().map(across).sum::<f32>() / points.len().max(1) as f32,
-            apart: scale * reach.max(2.0),
+            apart: scale * reach.max(MIN_LINES_APART),
         }
     }
 
@@ -70,8 +73,9 @@ pub fn needs_second_line(result: &RXingResult) -> bool {
 }
 
 /// Reads the code again in a band of lines above, then below, the line it was read on, with
-/// either binarizer, at its size and doubled, at least `reach` rows away. `Some(empty)` when other lines agree, `Some(texts)` with the other texts when any reads
-/// something else, `None` when no other line reads the code at all.
+/// either binarizer, at its size and doubled, at least `reach` rows away. `Some(empty)` when
+/// other lines agree, `Some(texts)` with the other texts when any reads something else,
+/// `None` when no other line reads the code at all.
 pub fn other_lines(
     extractor: &BarcodeExtractor,
     image: &GrayImage,
@@ -96,7 +100,7 @@ pub fn other_lines(
     } else {
         (image.width() + image.height()) as f32
     };
-    let gap = (length / 60.0).max(2.0).max(reach);
+    let gap = (length / 60.0).max(MIN_LINES_APART).max(reach);
     let depth = (length / 6.0).max(8.0);
     let hints = DecodeHints {
         TryHarder: Some(true),

@@ -142,8 +142,8 @@ impl SecondEngine {
 }
 
 /// zxing-cpp accepts a product code on two neighbouring rows; rxing's reads must agree on
-/// lines more than 2 px apart (see `confirm`), and so must these. The corners of a 1D read span
-/// the rows that agreed.
+/// lines more than `MIN_LINES_APART` apart (see `confirm`), and so must these. The corners of
+/// a 1D read span the rows that agreed.
 fn on_lines_apart(read: &RXingResult) -> bool {
     if !confirm::needs_second_line(read) {
         return true;
@@ -152,7 +152,7 @@ fn on_lines_apart(read: &RXingResult) -> bool {
         let values = read.getPoints().iter().map(axis);
         values.clone().fold(f32::MIN, f32::max) - values.fold(f32::MAX, f32::min)
     };
-    span(|p| p.x).min(span(|p| p.y)) > 2.0
+    span(|p| p.x).min(span(|p| p.y)) > confirm::MIN_LINES_APART
 }
 
 #[cfg(test)]
