@@ -5,7 +5,7 @@
 use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
-use image::{GrayImage, Luma, imageops};
+use image::{GrayImage, imageops};
 use librarian_model::Barcode;
 use rxing::client::result::{ParsedRXingResult, ParsedRXingResultType, parseRXingResult};
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod confirm;
+mod copies;
 #[cfg(feature = "zxing-cpp")]
 mod second_engine;
 
@@ -169,12 +170,7 @@ impl BarcodeExtractor {
         if !found.is_empty() {
             return found;
         }
-        // A tight crop leaves no quiet zone beside the code, which 1D readers insist on: the
-        // same image with a white margin added left and right.
-        let margin = (image.width() / 10).max(8);
-        let mut padded =
-            GrayImage::from_pixel(image.width() + 2 * margin, image.height(), Luma([255]));
-        imageops::replace(&mut padded, image, i64::from(margin), 0);
+        let (padded, margin) = copies::with_white_margins(image);
         let mut found = self.read_checked(&padded, scale, 0.0, hybrid, harder, &mut unconfirmed);
         for code in &mut found {
             for point in &mut code.points {
@@ -184,7 +180,7 @@ impl BarcodeExtractor {
         if !found.is_empty() {
             return found;
         }
-        let (sharp, factor, reach) = sharpened(image);
+        let (sharp, factor, reach) = copies::sharpened(image);
         let scale = scale / factor as f32;
         self.read_checked(&sharp, scale, reach, hybrid, harder, &mut unconfirmed)
     }
@@ -265,30 +261,6 @@ impl BarcodeExtractor {
             }
         }
     }
-}
-
-/// A shaking hand or a lens focused too near spreads each bar into its neighbours until the
-/// thin ones vanish under binarization: a sharpened copy (unsharp mask) separates them again.
-/// A small image is enlarged first, so that sharpening has pixels between the edges to work
-/// with; on the corpus, enlarging twice and sharpening with a 4 px sigma read the most.
-/// Returns the copy, how many times larger it is, and how far it has spread each line.
-fn sharpened(image: &GrayImage) -> (GrayImage, u32, f32) {
-    let (width, height) = image.dimensions();
-    let factor = if width.max(height) > 1024 { 1 } else { 2 };
-    let enlarged = imageops::resize(
-        image,
-        width * factor,
-        height * factor,
-        imageops::FilterType::CatmullRom,
-    );
-    let sigma = 2.0 * factor as f32;
-    // The enlargement spreads a line over `factor` rows, and the blur inside the unsharp
-    // mask carries it about three sigmas further.
-    (
-        imageops::unsharpen(&enlarged, sigma, 0),
-        factor,
-        3.0 * sigma + factor as f32,
-    )
 }
 
 /// One code, or with `all_codes` every code: rxing's multiple reader searches the surroundings
