@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{inverted, jpeg, noisy, on_canvas, png, symbol};
-use image::GrayImage;
 use image::imageops::{self, FilterType};
+use image::{GrayImage, Luma};
 use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
 use librarian::imaging::{Analyzer, ImageError, Pixels, analyze_now, probe};
 use librarian_model::Barcode;
@@ -376,5 +376,24 @@ fn a_small_blurred_code_is_read_in_a_sharpened_copy() {
         for [x, y] in &found[0].points {
             assert!(*x < photo.width() as f32 && *y < photo.height() as f32);
         }
+    }
+}
+
+#[test]
+fn a_dim_code_in_uneven_light_is_read_in_a_contrast_normalized_copy() {
+    // Bars and spaces a few grey levels apart, the light falling off across the code: every
+    // block looks flat to the local binarizer, and no one threshold fits the whole code.
+    for (contrast, falloff) in [(14.0, 0.5), (18.0, 0.6), (22.0, 0.7)] {
+        let code = on_canvas(&ean(), 440, 200, 30, 20);
+        let photo = GrayImage::from_fn(440, 200, |x, y| {
+            let ink = 1.0 - f32::from(code[(x, y)][0]) / 255.0;
+            let light = 1.0 - falloff * x as f32 / 440.0;
+            Luma([((200.0 - contrast * ink) * light) as u8])
+        });
+        assert_eq!(
+            texts(&read(&photo)),
+            ["EAN_13 5449000000996"],
+            "contrast {contrast}, falloff {falloff}"
+        );
     }
 }

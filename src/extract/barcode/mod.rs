@@ -46,6 +46,10 @@ const DEFAULT_FORMATS: [BarcodeFormat; 16] = [
     BarcodeFormat::UPC_E,
 ];
 
+/// Sigma, in the first copy's pixels, of the neighbourhood whose contrast a normalized copy
+/// evens out: wider than several bars, narrower than a shadow's edge.
+const NORMALIZING_SIGMA: f32 = 16.0;
+
 /// Sigma of the slightly smoothed copy, in pixels: enough to merge sensor noise, too little
 /// to merge bars.
 const SMOOTHING_SIGMA: f32 = 1.0;
@@ -138,8 +142,9 @@ impl BarcodeExtractor {
     /// any: a quick look (few rows, local binarizer); a thorough one (every row, rotated 1D
     /// codes); the global histogram binarizer, which keeps the bars of a blurred 1D code apart
     /// better; a slightly smoothed copy, which sensor noise no longer breaks into false
-    /// edges; a copy with white margins, for a tight crop; and a sharpened copy, for a blurred
-    /// photo. `look` says how many of these run.
+    /// edges; a copy with white margins, for a tight crop; a sharpened copy, for a blurred
+    /// photo; and that copy with its contrast normalized, for a code in shadow or glare.
+    /// `look` says how many of these run.
     fn read(&self, image: &GrayImage, scale: f32, look: Look) -> Vec<Barcode> {
         let thorough = look == Look::Thorough;
         let attempts = [
@@ -182,7 +187,13 @@ impl BarcodeExtractor {
         }
         let (sharp, factor, reach) = copies::sharpened(image);
         let scale = scale / factor as f32;
-        self.read_checked(&sharp, scale, reach, hybrid, harder, &mut unconfirmed)
+        let found = self.read_checked(&sharp, scale, reach, hybrid, harder, &mut unconfirmed);
+        if !found.is_empty() {
+            return found;
+        }
+        let sigma = NORMALIZING_SIGMA * factor as f32;
+        let normalized = copies::contrast_normalized(&sharp, sigma);
+        self.read_checked(&normalized, scale, reach, hybrid, harder, &mut unconfirmed)
     }
 
     /// The codes one attempt reads; a product code (or a very short 1D code) only when
