@@ -170,3 +170,88 @@ fn band(
         imageops::crop_imm(image, a0, c0, a1 - a0, c1 - c0).to_image()
     })
 }
+
+/// Whether a UPC-E or EAN-8 read crosses more bars than its symbology has: rxing can read an
+/// EAN-13 as a UPC-E with modules twice as wide (ean13-4/01), checksum and all. A UPC-E has
+/// 17 bars, an EAN-8 22; blur can merge bars but not add them. Bars are counted in the grey
+/// levels along the read line, with hysteresis so that noise does not split one.
+pub fn has_too_many_bars(image: &GrayImage, result: &RXingResult) -> bool {
+    // Modules from the middle of the start guard to the middle of the end guard, from there
+    // to the end guard's far edge, and the bars of the symbol.
+    let (span, guard_rest, bars) = match result.getBarcodeFormat() {
+        BarcodeFormat::UPC_E => (46.5, 3.0, 17),
+        BarcodeFormat::EAN_8 => (64.0, 1.5, 22),
+        _ => return false,
+    };
+    let points = result.getPoints();
+    let [start, end] = [points[0], points[points.len() - 1]];
+    let (dx, dy) = ((end.x - start.x) / span, (end.y - start.y) / span);
+    let step = 0.25 / dx.hypot(dy).max(0.25);
+    let samples = ((span + 1.5 + guard_rest) / step) as usize;
+    let line: Vec<f32> = (0..=samples)
+        .map(|i| {
+            let modules = i as f32 * step - 1.5;
+            let (x, y) = (start.x + dx * modules, start.y + dy * modules);
+            let (x, y) = (x.max(0.0) as u32, y.max(0.0) as u32);
+            let (x, y) = (x.min(image.width() - 1), y.min(image.height() - 1));
+            f32::from(image[(x, y)][0])
+        })
+        .collect();
+    // Against the mean of the surrounding module and a half on either side: one half of a
+    // code is often lit differently from the other.
+    let reach = (1.5 / step) as usize;
+    let (lowest, highest) = line
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let margin = (highest - lowest) * 0.08;
+    let mut counted = 0;
+    let mut in_bar = false;
+    for (i, &value) in line.iter().enumerate() {
+        let around = &line[i.saturating_sub(reach)..(i + reach + 1).min(line.len())];
+        let mean = around.iter().sum::<f32>() / around.len() as f32;
+        if !in_bar && value < mean - margin {
+            in_bar = true;
+            counted += 1;
+        } else if in_bar && value > mean + margin {
+            in_bar = false;
+        }
+    }
+    counted > bars * 14 / 10
+}
+
+#[cfg(test)]
+mod tests {
+    use rxing::helpers::detect_in_luma;
+
+    use super::super::tests::symbol;
+    use super::*;
+
+    fn read(image: &GrayImage, format: BarcodeFormat) -> RXingResult {
+        let (width, height) = image.dimensions();
+        detect_in_luma(image.as_raw().clone(), width, height, Some(format)).unwrap()
+    }
+
+    #[test]
+    fn a_upc_e_across_an_ean_13_has_too_many_bars_and_a_true_one_not() {
+        let upc_e = symbol(BarcodeFormat::UPC_E, "01234565");
+        assert!(!has_too_many_bars(
+            &upc_e,
+            &read(&upc_e, BarcodeFormat::UPC_E)
+        ));
+        let ean_8 = symbol(BarcodeFormat::EAN_8, "96385074");
+        assert!(!has_too_many_bars(
+            &ean_8,
+            &read(&ean_8, BarcodeFormat::EAN_8)
+        ));
+        // What rxing read in ean13-4/01: a UPC-E from the EAN-13's start guard to its end.
+        let ean_13 = symbol(BarcodeFormat::EAN_13, "9780441014989");
+        let whole = read(&ean_13, BarcodeFormat::EAN_13);
+        let misread = RXingResult::new(
+            "17804419",
+            Vec::new(),
+            whole.getPoints().to_vec(),
+            BarcodeFormat::UPC_E,
+        );
+        assert!(has_too_many_bars(&ean_13, &misread));
+    }
+}

@@ -215,6 +215,9 @@ impl BarcodeExtractor {
         };
         let mut codes = Vec::new();
         for result in self.read_binarized(image, binarizer, &hints, self.all_codes) {
+            if confirm::has_too_many_bars(image, &result) {
+                continue;
+            }
             let mut code = to_barcode(&result, scale);
             if confirm::needs_second_line(&result) {
                 let read = confirm::LineRead::of(&result, scale, reach);
@@ -400,7 +403,20 @@ fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
 
 #[cfg(test)]
 mod tests {
+    use image::{DynamicImage, Luma};
+    use rxing::{MultiFormatWriter, Writer};
+
     use super::*;
+
+    /// `text` drawn as a `format` symbol with a white margin, as rxing's writer draws it.
+    pub(super) fn symbol(format: BarcodeFormat, text: &str) -> GrayImage {
+        let matrix = MultiFormatWriter.encode(text, &format, 300, 120).unwrap();
+        let drawn = DynamicImage::from(&matrix).into_luma8();
+        let mut framed =
+            GrayImage::from_pixel(drawn.width() + 40, drawn.height() + 40, Luma([255]));
+        imageops::overlay(&mut framed, &drawn, 20, 20);
+        framed
+    }
 
     fn result(text: &str, format: BarcodeFormat) -> RXingResult {
         RXingResult::new(text, text.as_bytes().to_vec(), Vec::new(), format)

@@ -157,20 +157,8 @@ fn on_lines_apart(read: &RXingResult) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use image::{DynamicImage, Luma, imageops};
-    use rxing::{MultiFormatWriter, Writer};
-
+    use super::super::tests::symbol;
     use super::*;
-
-    /// `text` drawn as a `format` symbol with a white margin, as rxing's writer draws it.
-    fn symbol(format: BarcodeFormat, text: &str) -> GrayImage {
-        let matrix = MultiFormatWriter.encode(text, &format, 300, 120).unwrap();
-        let drawn = DynamicImage::from(&matrix).into_luma8();
-        let mut framed =
-            GrayImage::from_pixel(drawn.width() + 40, drawn.height() + 40, Luma([255]));
-        imageops::overlay(&mut framed, &drawn, 20, 20);
-        framed
-    }
 
     #[test]
     fn reads_are_reported_in_rxings_conventions() {
