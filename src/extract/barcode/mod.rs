@@ -143,8 +143,9 @@ impl BarcodeExtractor {
     /// codes); the global histogram binarizer, which keeps the bars of a blurred 1D code apart
     /// better; a slightly smoothed copy, which sensor noise no longer breaks into false
     /// edges; a copy with white margins, for a tight crop; a sharpened copy, for a blurred
-    /// photo; and that copy with its contrast normalized, for a code in shadow or glare.
-    /// `look` says how many of these run.
+    /// photo; that copy with its contrast normalized, for a code in shadow or glare; and that
+    /// copy sharpened again, for a blur one pass leaves merged. `look` says how many of these
+    /// run.
     fn read(&self, image: &GrayImage, scale: f32, look: Look) -> Vec<Barcode> {
         let thorough = look == Look::Thorough;
         let attempts = [
@@ -193,7 +194,12 @@ impl BarcodeExtractor {
         }
         let sigma = NORMALIZING_SIGMA * factor as f32;
         let normalized = copies::contrast_normalized(&sharp, sigma);
-        self.read_checked(&normalized, scale, reach, hybrid, harder, &mut unconfirmed)
+        let found = self.read_checked(&normalized, scale, reach, hybrid, harder, &mut unconfirmed);
+        if !found.is_empty() {
+            return found;
+        }
+        let (sharper, reach) = copies::sharpened_again(&sharp, factor, reach);
+        self.read_checked(&sharper, scale, reach, hybrid, harder, &mut unconfirmed)
     }
 
     /// The codes one attempt reads; a product code (or a very short 1D code) only when
