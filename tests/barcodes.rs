@@ -359,13 +359,18 @@ async fn inputs_that_trouble_rxing_return_within_the_budget_with_no_code() {
     );
 }
 
+/// The EAN-13 shrunk to `width` px, on a white margin, under a Gaussian blur of `sigma` px.
+fn small_blurred_ean(width: u32, sigma: f32) -> GrayImage {
+    let height = width * 160 / 380;
+    let small = imageops::resize(&ean(), width, height, FilterType::Triangle);
+    imageops::blur(&on_canvas(&small, width + 60, height + 40, 30, 20), sigma)
+}
+
 #[test]
 fn a_small_blurred_code_is_read_in_a_sharpened_copy() {
     // At 2 to 2.5 px a module, this much blur merges the thin bars for every other attempt.
     for (width, sigma) in [(260, 0.9), (280, 1.0), (320, 1.2)] {
-        let height = width * 160 / 380;
-        let small = imageops::resize(&ean(), width, height, FilterType::Triangle);
-        let photo = imageops::blur(&on_canvas(&small, width + 60, height + 40, 30, 20), sigma);
+        let photo = small_blurred_ean(width, sigma);
         let found = read(&photo);
         assert_eq!(
             texts(&found),
@@ -383,9 +388,7 @@ fn a_small_blurred_code_is_read_in_a_sharpened_copy() {
 fn a_small_code_blurred_further_is_read_in_a_copy_sharpened_twice() {
     // A blur one unsharp mask leaves merged: 2.1 to 2.5 px a module, sigma 1.15 to 1.5.
     for (width, sigma) in [(270, 1.15), (280, 1.25), (320, 1.5)] {
-        let height = width * 160 / 380;
-        let small = imageops::resize(&ean(), width, height, FilterType::Triangle);
-        let photo = imageops::blur(&on_canvas(&small, width + 60, height + 40, 30, 20), sigma);
+        let photo = small_blurred_ean(width, sigma);
         assert_eq!(
             texts(&read(&photo)),
             ["EAN_13 5449000000996"],
