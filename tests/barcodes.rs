@@ -187,6 +187,23 @@ fn a_product_code_whose_lines_disagree_is_reported_as_a_conflict() {
     assert_eq!(found[0].gtin(), None, "a disputed read is no GTIN");
 }
 
+#[test]
+fn a_product_code_misread_on_a_few_lines_is_read_as_nearly_every_line_reads_it() {
+    // A strip of five lines through the middle, where the first read is made, says another
+    // number (as a scratch or a glint can); the hundred lines around it agree on the code's.
+    let (code, strip) = (
+        symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160),
+        symbol(BarcodeFormat::EAN_13, "4006381333931", 380, 160),
+    );
+    let mut scratched = code.clone();
+    let middle = code.height() / 2;
+    let lines = imageops::crop_imm(&strip, 0, middle - 2, strip.width(), 5).to_image();
+    imageops::overlay(&mut scratched, &lines, 0, i64::from(middle) - 2);
+    let found = read(&scratched);
+    assert_eq!(texts(&found), ["EAN_13 5449000000996"], "{found:?}");
+    assert!(found[0].conflicting_texts.is_empty(), "{found:?}");
+}
+
 /// `code` with only three rows through its middle left; noise everywhere else but the margins.
 fn on_one_line_only(code: &GrayImage) -> GrayImage {
     let middle = code.height() / 2;

@@ -49,7 +49,7 @@ impl LineRead {
 }
 
 /// Whether a 1D code read along these points lies with its bars across the image's rows.
-fn is_vertical(points: &[rxing::Point]) -> bool {
+pub(super) fn is_vertical(points: &[rxing::Point]) -> bool {
     let (first, last) = (points[0], points[points.len() - 1]);
     (last.y - first.y).abs() > (last.x - first.x).abs()
 }
@@ -141,7 +141,7 @@ pub fn other_lines(
 /// The part of `image` between `from` and `to` along the code and `depth` lines from
 /// `band_start` across it, turned so that the code lies horizontally; `None` when it falls
 /// outside the image.
-fn band(
+pub(super) fn band(
     image: &GrayImage,
     vertical: bool,
     from: f32,

@@ -21,6 +21,7 @@ mod confirm;
 mod copies;
 #[cfg(feature = "zxing-cpp")]
 mod second_engine;
+mod vote;
 
 use super::{BuildError, Extracted, Extractor};
 use crate::imaging::{ImageError, Pixels};
@@ -203,7 +204,9 @@ impl BarcodeExtractor {
     }
 
     /// The codes one attempt reads; a product code (or a very short 1D code) only when
-    /// another scan line, or an earlier attempt, read the same. `reach`: how many rows away a
+    /// another scan line, or an earlier attempt, read the same. When another line reads
+    /// another number, the lines across the code vote, and short of a landslide the code is
+    /// reported with the conflicting numbers. `reach`: how many rows away a
     /// filter has carried each line's content, so that lines closer than that cannot confirm
     /// each other.
     fn read_checked(
@@ -228,7 +231,13 @@ impl BarcodeExtractor {
             if confirm::needs_second_line(&result) {
                 let read = confirm::LineRead::of(&result, scale, reach);
                 match confirm::other_lines(self, image, &result, reach) {
-                    Some(others) => code.conflicting_texts = others,
+                    Some(others) if others.is_empty() => {}
+                    Some(others) => match vote::landslide(self, image, &result) {
+                        // Its own kind too: the winner of a dispute over an EAN-13's
+                        // prefix can be an ISBN where the first read was not.
+                        Some(winner) => code = to_barcode(&with_text(&result, &winner), scale),
+                        None => code.conflicting_texts = others,
+                    },
                     None if unconfirmed.iter().any(|r| read.confirms(r)) => {}
                     None => {
                         unconfirmed.push(read);
@@ -391,6 +400,16 @@ fn kind(result: &RXingResult) -> &'static str {
         ParsedRXingResultType::Vin => "vin",
         ParsedRXingResultType::Other => "other",
     }
+}
+
+/// The same read of the same symbol, with another text.
+fn with_text(result: &RXingResult, text: &str) -> RXingResult {
+    RXingResult::new(
+        text,
+        text.as_bytes().to_vec(),
+        result.getPoints().to_vec(),
+        *result.getBarcodeFormat(),
+    )
 }
 
 fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
