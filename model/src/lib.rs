@@ -96,7 +96,8 @@ pub struct Barcode {
     pub kind: String,
     pub points: Vec<[f32; 2]>,
     /// Other texts read from this same symbol on other scan lines. When there are any, the
-    /// reads disagree and `text` is not to be trusted: it is no GTIN for the label checks.
+    /// reads disagree, no text won the vote of the lines across the symbol, and `text` is not
+    /// to be trusted: it is no GTIN for the label checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicting_texts: Vec<String>,
 }
