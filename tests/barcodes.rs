@@ -163,22 +163,21 @@ fn stops_at_the_first_code_unless_every_code_is_asked_for() {
     );
 }
 
+/// `ean()` with the lines in `rows` taken from another EAN-13 (4006381333931) drawn alike: one
+/// symbol whose lines read two numbers.
+fn ean_with_lines_of_another(rows: std::ops::Range<u32>) -> GrayImage {
+    let mut code = ean();
+    let other = symbol(BarcodeFormat::EAN_13, "4006381333931", 380, 160);
+    let lines = imageops::crop_imm(&other, 0, rows.start, other.width(), rows.len() as u32);
+    imageops::overlay(&mut code, &lines.to_image(), 0, i64::from(rows.start));
+    code
+}
+
 #[test]
 fn a_product_code_whose_lines_disagree_is_reported_as_a_conflict() {
     // The top half of the bars says one number, the bottom half another: the line read first
-    // is contradicted by the lines beside it.
-    let (top, bottom) = (
-        symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160),
-        symbol(BarcodeFormat::EAN_13, "4006381333931", 380, 160),
-    );
-    let mut split = bottom.clone();
-    imageops::overlay(
-        &mut split,
-        &imageops::crop_imm(&top, 0, 0, top.width(), top.height() / 2).to_image(),
-        0,
-        0,
-    );
-    let found = read(&split);
+    // (the middle one) is contradicted by the lines above it.
+    let found = read(&ean_with_lines_of_another(80..160));
     assert_eq!(found.len(), 1, "{found:?}");
     let mut all = found[0].conflicting_texts.clone();
     all.push(found[0].text.clone());
@@ -191,15 +190,7 @@ fn a_product_code_whose_lines_disagree_is_reported_as_a_conflict() {
 fn a_product_code_misread_on_a_few_lines_is_read_as_nearly_every_line_reads_it() {
     // A strip of five lines through the middle, where the first read is made, says another
     // number (as a scratch or a glint can); the hundred lines around it agree on the code's.
-    let (code, strip) = (
-        symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160),
-        symbol(BarcodeFormat::EAN_13, "4006381333931", 380, 160),
-    );
-    let mut scratched = code.clone();
-    let middle = code.height() / 2;
-    let lines = imageops::crop_imm(&strip, 0, middle - 2, strip.width(), 5).to_image();
-    imageops::overlay(&mut scratched, &lines, 0, i64::from(middle) - 2);
-    let found = read(&scratched);
+    let found = read(&ean_with_lines_of_another(78..83));
     assert_eq!(texts(&found), ["EAN_13 5449000000996"], "{found:?}");
     assert!(found[0].conflicting_texts.is_empty(), "{found:?}");
 }
