@@ -19,7 +19,8 @@ const LANDSLIDE: usize = 4;
 const MIN_LINES: usize = 12;
 
 /// Lines read in each copy at most, spread evenly across the code: a code filling a 12 MP
-/// photo has thousands.
+/// photo has thousands. Also the most lines of the image the copies are made from, so that
+/// they stay small.
 const MAX_LINES_PER_COPY: u32 = 240;
 
 /// The number nearly every line across the code reads, if one does. Each line is read in the
@@ -38,8 +39,10 @@ pub fn landslide(
     } else {
         ((last.x - first.x).abs(), first.y)
     };
-    // The whole width along the code, as the read that started the dispute saw it: a global
-    // threshold depends on everything on the line.
+    // As many lines as the code is long, which a code's height rarely exceeds, and no more
+    // than are read. The whole width along the code, as the read that started the dispute
+    // saw it: a global threshold depends on everything on the line.
+    let depth = length.min(MAX_LINES_PER_COPY as f32);
     let along = if vertical {
         image.height()
     } else {
@@ -50,8 +53,8 @@ pub fn landslide(
         vertical,
         0.0,
         along as f32,
-        line - length / 2.0,
-        length,
+        line - depth / 2.0,
+        depth,
     )?;
     let (width, height) = lines.dimensions();
     let enlarged = imageops::resize(
