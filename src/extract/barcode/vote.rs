@@ -52,7 +52,7 @@ pub fn landslide(
     } else {
         image.width()
     };
-    let lines = band(
+    let region = band(
         image,
         vertical,
         0.0,
@@ -60,42 +60,37 @@ pub fn landslide(
         line - depth / 2.0,
         depth,
     )?;
-    let (width, height) = lines.dimensions();
+    let (width, height) = region.dimensions();
     let enlarged = imageops::resize(
-        &lines,
+        &region,
         width * 2,
         height * 2,
         imageops::FilterType::CatmullRom,
     );
-    let (sharpened, _, _) = copies::sharpened(&lines);
+    let (sharpened, _, _) = copies::sharpened(&region);
     let hints = DecodeHints {
         PossibleFormats: Some(HashSet::from([*result.getBarcodeFormat()])),
         ..extractor.hints.clone()
     };
     let mut votes: HashMap<String, usize> = HashMap::new();
-    for copy in [&lines, &enlarged, &sharpened] {
+    for copy in [&region, &enlarged, &sharpened] {
         let (width, height) = copy.dimensions();
         let step = height.div_ceil(MAX_LINES_PER_COPY).max(1);
         for y in (0..height).step_by(step as usize) {
             let row = imageops::crop_imm(copy, 0, y, width, 1).to_image();
-            let texts: HashSet<String> = extractor
-                .read_binarized(&row, Binarizer::Global, &hints, false)
-                .iter()
-                .map(|read| read.getText().to_owned())
-                .collect();
-            for text in texts {
-                *votes.entry(text).or_default() += 1;
+            for read in extractor.read_binarized(&row, Binarizer::Global, &hints, false) {
+                *votes.entry(read.getText().to_owned()).or_default() += 1;
             }
         }
     }
     let total: usize = votes.values().sum();
-    let (winner, lines) = votes.into_iter().max_by_key(|(_, lines)| *lines)?;
-    let others = total - lines;
+    let (winner, won) = votes.into_iter().max_by_key(|(_, lines)| *lines)?;
+    let others = total - won;
     tracing::debug!(
         winner,
-        lines,
+        won,
         others,
         "a disputed product code put to the vote"
     );
-    (lines >= MIN_LINES && lines >= LANDSLIDE * others).then_some(winner)
+    (won >= MIN_LINES && won >= LANDSLIDE * others).then_some(winner)
 }
