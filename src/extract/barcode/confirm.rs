@@ -49,9 +49,39 @@ impl LineRead {
 }
 
 /// Whether a 1D code read along these points lies with its bars across the image's rows.
-pub(super) fn is_vertical(points: &[rxing::Point]) -> bool {
+fn is_vertical(points: &[rxing::Point]) -> bool {
     let (first, last) = (points[0], points[points.len() - 1]);
     (last.y - first.y).abs() > (last.x - first.x).abs()
+}
+
+/// Where a 1D read lies, as if the code lay horizontally: `start` and `end` along the code
+/// (across its bars), `line` across it, where it was read.
+pub(super) struct Placement {
+    pub vertical: bool,
+    pub start: f32,
+    pub end: f32,
+    pub line: f32,
+}
+
+impl Placement {
+    pub fn of(result: &RXingResult) -> Self {
+        let points = result.getPoints();
+        let (first, last) = (points[0], points[points.len() - 1]);
+        let vertical = is_vertical(points);
+        let along = |p: rxing::Point| if vertical { (p.y, p.x) } else { (p.x, p.y) };
+        let (a0, line) = along(first);
+        let (a1, _) = along(last);
+        Self {
+            vertical,
+            start: a0.min(a1),
+            end: a0.max(a1),
+            line,
+        }
+    }
+
+    pub fn length(&self) -> f32 {
+        self.end - self.start
+    }
 }
 
 /// Other 1D formats, whose reads need a second line only when very short: one or two
@@ -82,15 +112,8 @@ pub fn other_lines(
     result: &RXingResult,
     reach: f32,
 ) -> Option<Vec<String>> {
-    let points = result.getPoints();
-    let (first, last) = (points[0], points[points.len() - 1]);
-    let vertical = is_vertical(points);
-    // Work as if the code lay horizontally: along runs across the bars, across along them.
-    let along = |p: rxing::Point| if vertical { (p.y, p.x) } else { (p.x, p.y) };
-    let (a0, line) = along(first);
-    let (a1, _) = along(last);
-    let (start, end) = (a0.min(a1), a0.max(a1));
-    let length = end - start;
+    let placed = Placement::of(result);
+    let length = placed.length();
     // Generous: the quiet zones must be in the band, and the points rxing gives for some
     // formats (UPC-E) span only part of the symbol. For a short code of another format they
     // can span a small part of it (15 of Code 39 "7"'s 100 px): the band is as wide as the
@@ -109,12 +132,12 @@ pub fn other_lines(
     };
     let mut others = Vec::new();
     let mut agreed = false;
-    for band_start in [line - gap - depth, line + gap] {
+    for band_start in [placed.line - gap - depth, placed.line + gap] {
         let Some(band) = band(
             image,
-            vertical,
-            start - margin,
-            end + margin,
+            placed.vertical,
+            placed.start - margin,
+            placed.end + margin,
             band_start,
             depth,
         ) else {

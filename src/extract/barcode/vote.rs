@@ -9,7 +9,7 @@ use std::collections::{HashMap, HashSet};
 use image::{GrayImage, imageops};
 use rxing::{DecodeHints, RXingResult};
 
-use super::confirm::{self, band};
+use super::confirm::{Placement, band};
 use super::{BarcodeExtractor, Binarizer, copies};
 
 /// A number wins with at least this many times the lines of all others together, and at
@@ -34,30 +34,23 @@ pub fn landslide(
     image: &GrayImage,
     result: &RXingResult,
 ) -> Option<String> {
-    let points = result.getPoints();
-    let vertical = confirm::is_vertical(points);
-    let (first, last) = (points[0], points[points.len() - 1]);
-    let (length, line) = if vertical {
-        ((last.y - first.y).abs(), first.x)
-    } else {
-        ((last.x - first.x).abs(), first.y)
-    };
+    let placed = Placement::of(result);
     // As many lines as the code is long, which a code's height rarely exceeds, and no more
     // than are read. The whole width along the code, as the read that started the dispute
     // saw it: a global threshold depends on everything on the line, and cut to the code's
     // surroundings the lines of `upce-2/14` favoured its misread.
-    let depth = length.min(MAX_LINES_PER_COPY as f32);
-    let along = if vertical {
+    let depth = placed.length().min(MAX_LINES_PER_COPY as f32);
+    let along = if placed.vertical {
         image.height()
     } else {
         image.width()
     };
     let region = band(
         image,
-        vertical,
+        placed.vertical,
         0.0,
         along as f32,
-        line - depth / 2.0,
+        placed.line - depth / 2.0,
         depth,
     )?;
     let (width, height) = region.dimensions();
