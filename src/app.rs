@@ -32,8 +32,10 @@ pub struct App {
     pub in_flight: Arc<Semaphore>,
     /// How many permits there are.
     pub in_flight_cap: usize,
+    /// Permits for bodies being received (`server.max_uploads`).
+    pub uploads: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
-    pub auth: Auth,
+    pub auth: Arc<Auth>,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -146,8 +148,13 @@ impl App {
                 (name.clone(), Arc::new(pipeline))
             })
             .collect();
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cap = match config.server.max_in_flight {
-            0 => 4 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            0 => 4 * cores,
+            n => n,
+        };
+        let uploads = match config.server.max_uploads {
+            0 => 16 * cores,
             n => n,
         };
         Ok(Self {
@@ -155,8 +162,9 @@ impl App {
             pipelines,
             in_flight: Arc::new(Semaphore::new(cap)),
             in_flight_cap: cap,
+            uploads: Arc::new(Semaphore::new(uploads)),
             metrics,
-            auth,
+            auth: Arc::new(auth),
         })
     }
 

@@ -62,6 +62,21 @@ pub struct ServerConfig {
     /// queueing without bound. 0 means four per CPU core.
     #[serde(default)]
     pub max_in_flight: usize,
+    /// Uploads being received at once (bodies still arriving); more get 503 at once. 0 means
+    /// sixteen per CPU core. A stalled upload holds one of these, never a submission slot.
+    #[serde(default)]
+    pub max_uploads: usize,
+    /// Time a client has to send its body, in ms; every `min_body_rate` bytes received add
+    /// one second. Slower uploads get 408.
+    #[serde(default = "default_body_timeout_ms")]
+    pub body_timeout_ms: u64,
+    /// Bytes per second a client must keep sending once `body_timeout_ms` has passed.
+    #[serde(default = "default_min_body_rate")]
+    pub min_body_rate: u32,
+    /// Memory for decoded pixels, in bytes, shared by all image workers: an image waits until
+    /// its share is free, and one that needs more than all of it is refused (422).
+    #[serde(default = "default_decode_memory_bytes")]
+    pub decode_memory_bytes: u64,
     /// On SIGTERM or Ctrl-C, how long submissions in flight may take to finish, in ms.
     #[serde(default = "default_shutdown_timeout_ms")]
     pub shutdown_timeout_ms: u64,
@@ -82,6 +97,15 @@ fn default_cors_origins() -> Vec<String> {
 fn default_image_time_budget_ms() -> u64 {
     10_000
 }
+fn default_body_timeout_ms() -> u64 {
+    20_000
+}
+fn default_min_body_rate() -> u32 {
+    4096
+}
+fn default_decode_memory_bytes() -> u64 {
+    384 << 20
+}
 fn default_shutdown_timeout_ms() -> u64 {
     30_000
 }
@@ -98,6 +122,10 @@ impl Default for ServerConfig {
             image_workers: 0,
             image_time_budget_ms: default_image_time_budget_ms(),
             max_in_flight: 0,
+            max_uploads: 0,
+            body_timeout_ms: default_body_timeout_ms(),
+            min_body_rate: default_min_body_rate(),
+            decode_memory_bytes: default_decode_memory_bytes(),
             shutdown_timeout_ms: default_shutdown_timeout_ms(),
             orphans_file: default_orphans_file(),
         }

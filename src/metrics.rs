@@ -16,7 +16,7 @@ use crate::pipeline::Accepted;
 
 /// Every route the API has; any other path is counted as `other`, so that probes for
 /// random paths cannot grow the number of series.
-const ROUTES: [&str; 16] = [
+const ROUTES: [&str; 18] = [
     "/",
     "/healthz",
     "/readyz",
@@ -25,6 +25,8 @@ const ROUTES: [&str; 16] = [
     "/docs",
     "/assets/app.js",
     "/assets/app.css",
+    "/assets/docs.js",
+    "/assets/docs.css",
     "/api/v1/submissions",
     "/api/v1/submissions/{id}",
     "/api/v1/submissions/{id}/image",
@@ -149,6 +151,11 @@ impl Metrics {
 
     pub fn request(&self, method: &str, path: &str, status: u16) {
         let route = route_of(path);
+        // Any method name can be sent; only the ones the API answers get a series of their own.
+        let method = match method {
+            "GET" | "HEAD" | "POST" | "PUT" | "OPTIONS" => method,
+            _ => "other",
+        };
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_owned(),
@@ -266,5 +273,21 @@ mod tests {
         );
         assert_eq!(route_of("/wp-admin/setup.php"), "other");
         assert_eq!(route_of("/"), "/");
+    }
+
+    #[test]
+    fn unknown_methods_share_one_series() {
+        let metrics = super::Metrics::new();
+        for i in 0..100 {
+            metrics.request(&format!("M{i}"), "/healthz", 405);
+        }
+        metrics.request("GET", "/healthz", 200);
+        let text = metrics.render(0);
+        let series = text
+            .lines()
+            .filter(|l| l.starts_with("librarian_http_requests_total"))
+            .count();
+        assert_eq!(series, 2, "{text}");
+        assert!(text.contains(r#"method="other""#));
     }
 }

@@ -164,9 +164,13 @@ impl Pipeline {
             .collect()
     }
 
-    /// Reads the barcodes (and other facts) of an image without storing anything.
+    /// Reads the barcodes (and other facts) of an image without storing anything, within the
+    /// same format and pixel limits as a submission.
     pub async fn scan(&self, image: Bytes) -> Result<(ImageFacts, Extracted), SubmitError> {
         let facts = probe(&image)?;
+        if !self.accepts(facts.format) {
+            return Err(SubmitError::FormatNotAllowed(facts.format));
+        }
         let extractors = self
             .extractors
             .iter()
@@ -174,7 +178,7 @@ impl Pipeline {
             .collect();
         let extracted = self
             .analyzer
-            .analyze(image, facts.clone(), DECODE_PIXEL_LIMIT, extractors)
+            .analyze(image, facts.clone(), self.max_pixels(), extractors)
             .await?;
         Ok((facts, extracted))
     }
@@ -241,7 +245,9 @@ impl Pipeline {
             return Err(SubmitError::Rejected(rejected));
         }
         let duplicate_of = self
-            .read(Read::History, |actor| actor.find_image(&facts.sha256))
+            .read(Read::History, |actor| {
+                actor.find_image(&facts.sha256, &self.name)
+            })
             .await?;
         let mut record = Record {
             id: id.unwrap_or_else(Uuid::now_v7),
@@ -266,15 +272,16 @@ impl Pipeline {
         self.store_everywhere(record, &submission.image).await
     }
 
-    /// Same id again: the same content is answered with the stored record, other content is
-    /// a conflict.
+    /// Same id again: the same content in this pipeline is answered with the stored record;
+    /// anything else, a record of another pipeline above all (whose callers may be others), is
+    /// a conflict that shows nothing of it.
     fn replay(
         &self,
         existing: Record,
         facts: &ImageFacts,
         labels: &Labels,
     ) -> Result<Accepted, SubmitError> {
-        if existing.same_content(&facts.sha256, labels) {
+        if existing.pipeline == self.name && existing.same_content(&facts.sha256, labels) {
             Ok(Accepted {
                 record: existing,
                 created: false,

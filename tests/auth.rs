@@ -8,8 +8,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{Duration, Utc};
-use common::{app, files, png, symbol};
-use jsonwebtoken::{EncodingKey, Header, encode};
+use common::{JWT_SECRET, app, files, jwt, png, symbol};
 use librarian::auth::tokens;
 use rxing::BarcodeFormat;
 use salvo::prelude::*;
@@ -144,13 +143,28 @@ async fn contributor_tokens_are_checked_revoked_expired_and_rotated() {
         Some(StatusCode::OK),
         "the pipeline list stays readable"
     );
-    let history = TestClient::get(format!("{BASE}/api/v1/submissions"))
+    let mut history = TestClient::get(format!("{BASE}/api/v1/submissions"))
+        .send(&service)
+        .await;
+    let listed: Value = history.take_json().await.unwrap();
+    let pipelines: Vec<&str> = listed["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["pipeline"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        pipelines,
+        ["open"],
+        "without a token, history lists only the open pipeline"
+    );
+    let protected = TestClient::get(format!("{BASE}/api/v1/submissions?pipeline=default"))
         .send(&service)
         .await;
     assert_eq!(
-        history.status_code,
+        protected.status_code,
         Some(StatusCode::UNAUTHORIZED),
-        "records need a token too"
+        "records of the protected pipeline need a token"
     );
     assert_eq!(
         files(&dir.path().join("data")).len(),
@@ -159,20 +173,13 @@ async fn contributor_tokens_are_checked_revoked_expired_and_rotated() {
     );
 }
 
-fn jwt(secret: &str, claims: Value) -> String {
-    encode(
-        &Header::default(),
-        &claims,
-        &EncodingKey::from_secret(secret.as_bytes()),
-    )
-    .unwrap()
-}
-
 #[tokio::test]
 async fn jwts_from_an_identity_provider() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[auth]\nmode = \"jwt\"\n[auth.jwt]\nsecret = \"provider-secret\"\nissuer = \"https://id.example\"\naudience = \"librarian\"\nleeway_s = 5\n";
-    let service = service(dir.path(), extra).await;
+    let extra = format!(
+        "[auth]\nmode = \"jwt\"\n[auth.jwt]\nsecret = \"{JWT_SECRET}\"\nissuer = \"https://id.example\"\naudience = \"librarian\"\nleeway_s = 5\n"
+    );
+    let service = service(dir.path(), &extra).await;
     let plain = "/api/v1/submissions";
     let exp = (Utc::now() + Duration::hours(1)).timestamp();
     let claims = |aud: &str, exp: i64, pipelines: Option<Vec<&str>>| {
@@ -182,22 +189,19 @@ async fn jwts_from_an_identity_provider() {
         }
         c
     };
-    let valid = jwt("provider-secret", claims("librarian", exp, None));
+    let valid = jwt(JWT_SECRET, claims("librarian", exp, None));
     assert_eq!(submit(&service, plain, Some(&valid)).await.0, 201);
-    let allowed = jwt(
-        "provider-secret",
-        claims("librarian", exp, Some(vec!["default"])),
-    );
+    let allowed = jwt(JWT_SECRET, claims("librarian", exp, Some(vec!["default"])));
     assert_eq!(submit(&service, plain, Some(&allowed)).await.0, 201);
     let expired = jwt(
-        "provider-secret",
+        JWT_SECRET,
         claims("librarian", Utc::now().timestamp() - 600, None),
     );
     assert_eq!(
         submit(&service, plain, Some(&expired)).await,
         (401, "auth.expired".into())
     );
-    let other_audience = jwt("provider-secret", claims("someone-else", exp, None));
+    let other_audience = jwt(JWT_SECRET, claims("someone-else", exp, None));
     assert_eq!(
         submit(&service, plain, Some(&other_audience)).await,
         (401, "auth.invalid".into())
@@ -207,10 +211,7 @@ async fn jwts_from_an_identity_provider() {
         submit(&service, plain, Some(&forged)).await,
         (401, "auth.invalid".into())
     );
-    let elsewhere = jwt(
-        "provider-secret",
-        claims("librarian", exp, Some(vec!["products"])),
-    );
+    let elsewhere = jwt(JWT_SECRET, claims("librarian", exp, Some(vec!["products"])));
     assert_eq!(
         submit(&service, plain, Some(&elsewhere)).await,
         (403, "auth.forbidden".into())

@@ -262,7 +262,7 @@ impl Actor for DiskActor {
             };
             range
                 .rev()
-                .filter(|(_, e)| query.pipeline.as_ref().is_none_or(|p| *p == e.pipeline))
+                .filter(|(_, e)| query.pipelines.contains(&e.pipeline))
                 .take(query.limit)
                 .map(|((_, id), _)| *id)
                 .collect()
@@ -278,12 +278,12 @@ impl Actor for DiskActor {
         .await
     }
 
-    async fn find_image(&self, sha256: &str) -> Result<Option<Uuid>, ActorError> {
+    async fn find_image(&self, sha256: &str, pipeline: &str) -> Result<Option<Uuid>, ActorError> {
         let index = self.index();
         Ok(index
             .by_time
             .iter()
-            .find(|(_, e)| e.sha256 == sha256)
+            .find(|(_, e)| e.sha256 == sha256 && e.pipeline == pipeline)
             .map(|((_, id), _)| *id))
     }
 
@@ -368,7 +368,7 @@ mod tests {
         }
         let reopened = DiskActor::open(&config).await.unwrap();
         let page = |before| HistoryQuery {
-            pipeline: Some("default".into()),
+            pipelines: vec!["default".into()],
             limit: 2,
             before,
         };
@@ -388,6 +388,9 @@ mod tests {
             .map(|r| r.id)
             .collect();
         assert_eq!(second, [ids[1], ids[0]]);
-        assert_eq!(reopened.find_image("3").await.unwrap(), Some(ids[3]));
+        assert_eq!(
+            reopened.find_image("3", "default").await.unwrap(),
+            Some(ids[3])
+        );
     }
 }

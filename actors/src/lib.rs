@@ -32,7 +32,8 @@ pub enum Read {
 /// Which page of history to read: newest first.
 #[derive(Clone, Debug, Default)]
 pub struct HistoryQuery {
-    pub pipeline: Option<String>,
+    /// Only records of these pipelines (the ones the caller may read); none lists nothing.
+    pub pipelines: Vec<String>,
     pub limit: usize,
     /// Only records received before this one (the cursor of the previous page).
     pub before: Option<HistoryCursor>,
@@ -75,8 +76,9 @@ pub trait Actor: Send + Sync {
         Err(ActorError::Unsupported)
     }
 
-    /// The earliest record holding an image with this sha256.
-    async fn find_image(&self, _sha256: &str) -> Result<Option<Uuid>, ActorError> {
+    /// The earliest record of `pipeline` holding an image with this sha256: never one of
+    /// another pipeline, whose callers may be others.
+    async fn find_image(&self, _sha256: &str, _pipeline: &str) -> Result<Option<Uuid>, ActorError> {
         Err(ActorError::Unsupported)
     }
 

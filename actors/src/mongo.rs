@@ -367,10 +367,7 @@ impl Actor for MongoActor {
     }
 
     async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, ActorError> {
-        let mut filter = Document::new();
-        if let Some(pipeline) = &query.pipeline {
-            filter.insert("pipeline", pipeline);
-        }
+        let mut filter = doc! {"pipeline": {"$in": &query.pipelines}};
         match query.before {
             Some(HistoryCursor::Record(id)) => {
                 let Some(cursor) = self.record(id).await? else {
@@ -412,10 +409,10 @@ impl Actor for MongoActor {
         documents.into_iter().map(to_record).collect()
     }
 
-    async fn find_image(&self, sha256: &str) -> Result<Option<Uuid>, ActorError> {
+    async fn find_image(&self, sha256: &str, pipeline: &str) -> Result<Option<Uuid>, ActorError> {
         let find = self
             .records
-            .find_one(doc! {"image.sha256": sha256})
+            .find_one(doc! {"image.sha256": sha256, "pipeline": pipeline})
             .sort(doc! {"received_at": 1})
             .projection(doc! {"id": 1});
         let found = self.bounded(find).await?;

@@ -10,6 +10,9 @@ use serde_json::Value;
 
 use super::tokens::Refusal;
 
+/// RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
+pub const MIN_HS256_SECRET_BYTES: usize = 32;
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub enum JwtAlgorithm {
     #[default]
@@ -61,6 +64,13 @@ impl JwtVerifier {
     pub fn new(config: &JwtConfig, base_dir: &Path) -> Result<Self, String> {
         let key = match (config.algorithm, &config.secret, &config.public_key_file) {
             (JwtAlgorithm::HS256, Some(secret), None) => {
+                if secret.len() < MIN_HS256_SECRET_BYTES {
+                    return Err(format!(
+                        "secret: an HS256 secret needs at least {MIN_HS256_SECRET_BYTES} bytes \
+                         (this one has {}); `openssl rand -base64 48` makes one",
+                        secret.len()
+                    ));
+                }
                 DecodingKey::from_secret(secret.as_bytes())
             }
             (JwtAlgorithm::RS256 | JwtAlgorithm::ES256, None, Some(file)) => {
@@ -82,14 +92,22 @@ impl JwtVerifier {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = config.leeway_s;
-        validation.set_required_spec_claims(&["exp"]);
+        validation.validate_nbf = true;
+        // What is configured is required: a token without the claim is refused, not waved
+        // through.
+        let mut required = vec!["exp"];
         if let Some(issuer) = &config.issuer {
             validation.set_issuer(&[issuer]);
+            required.push("iss");
         }
         match &config.audience {
-            Some(audience) => validation.set_audience(&[audience]),
+            Some(audience) => {
+                validation.set_audience(&[audience]);
+                required.push("aud");
+            }
             None => validation.validate_aud = false,
         }
+        validation.set_required_spec_claims(&required);
         Ok(Self {
             key,
             validation,
@@ -97,26 +115,31 @@ impl JwtVerifier {
         })
     }
 
-    /// The token's subject when it is valid and may submit to `pipeline`.
-    pub fn check(&self, token: &str, pipeline: &str) -> Result<String, Refusal> {
+    /// The token's subject and the pipelines it names (`None`: the claim is absent, so all),
+    /// when it is valid now.
+    pub fn authenticate(&self, token: &str) -> Result<(String, Option<Vec<String>>), Refusal> {
         let data =
             decode::<Value>(token, &self.key, &self.validation).map_err(|e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::ExpiredSignature => Refusal::Expired,
                 _ => Refusal::Unknown,
             })?;
-        if let Some(allowed) = data.claims.get(&self.claim) {
-            let listed = allowed
+        // A claim that is not a list of names allows nothing.
+        let pipelines = data.claims.get(&self.claim).map(|allowed| {
+            allowed
                 .as_array()
-                .is_some_and(|a| a.iter().any(|p| p.as_str() == Some(pipeline)));
-            if !listed {
-                return Err(Refusal::Pipeline);
-            }
-        }
-        Ok(data
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+        let subject = data
             .claims
             .get("sub")
             .and_then(Value::as_str)
             .unwrap_or("jwt")
-            .to_owned())
+            .to_owned();
+        Ok((subject, pipelines))
     }
 }

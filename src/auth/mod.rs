@@ -8,17 +8,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use salvo::http::header::{HeaderValue, WWW_AUTHENTICATE};
-use salvo::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use jwt::JwtVerifier;
 pub use jwt::{JwtAlgorithm, JwtConfig};
-use tokens::{Refusal, TokenStore};
+pub use tokens::Refusal;
+use tokens::TokenStore;
 
 use crate::config::{ConfigError, Loaded};
-use crate::http::{Problem, bearer, pipeline_of};
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -59,8 +57,40 @@ impl Default for AuthConfig {
     }
 }
 
-/// Checks the bearer token of submissions and reads for the pipeline they concern.
-#[derive(Clone)]
+/// Who is calling, as far as the bearer credential tells.
+#[derive(Clone, Debug)]
+pub enum Caller {
+    /// No credential (or none is checked anywhere in this configuration).
+    Anonymous,
+    Principal(Principal),
+    /// A credential was sent and refused; on an open pipeline the caller is anonymous.
+    Refused(Refusal),
+}
+
+/// A verified caller.
+#[derive(Clone, Debug)]
+pub struct Principal {
+    /// How it was verified: `Tokens` or `Jwt`.
+    pub scheme: AuthMode,
+    /// A stable, non-secret key for rate limits and logs: `token:<id>` or `jwt:<subject>`.
+    pub key: String,
+    /// The pipelines it may use; `None` means all.
+    pub pipelines: Option<Vec<String>>,
+}
+
+/// Why a caller may not use a pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Denied {
+    /// No credential was sent to a pipeline that needs one.
+    Required,
+    /// The credential is not valid for this pipeline.
+    Refused(Refusal),
+    /// A valid credential that does not name this pipeline.
+    Forbidden,
+}
+
+/// Authentication (who calls) and authorization (what a caller may do with a pipeline), for
+/// the pipelines' modes: the global `[auth] mode` with a per-pipeline override.
 pub struct Auth {
     modes: HashMap<String, AuthMode>,
     default_mode: AuthMode,
@@ -96,73 +126,65 @@ impl Auth {
             jwt,
         })
     }
-}
 
-fn refuse(res: &mut Response, problem: Problem) {
-    res.headers_mut()
-        .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-    res.render(problem);
-}
-
-#[async_trait]
-impl Handler for Auth {
-    async fn handle(
-        &self,
-        req: &mut Request,
-        depot: &mut Depot,
-        res: &mut Response,
-        ctrl: &mut FlowCtrl,
-    ) {
-        let pipeline = pipeline_of(req);
-        let mode = self
-            .modes
-            .get(&pipeline)
-            .copied()
-            .unwrap_or(self.default_mode);
-        if mode == AuthMode::None {
-            ctrl.call_next(req, depot, res).await;
-            return;
+    /// Verifies a bearer credential: a contributor token (`lib_…`) when tokens are used, else
+    /// a JWT when JWTs are. Without either in the configuration nothing is checked.
+    pub async fn authenticate(&self, bearer: Option<&str>) -> Caller {
+        let Some(bearer) = bearer else {
+            return Caller::Anonymous;
+        };
+        let tokens = self
+            .tokens
+            .as_ref()
+            .filter(|_| bearer.starts_with("lib_") || self.jwt.is_none());
+        let verified = if let Some(tokens) = tokens {
+            tokens.authenticate(bearer).await.map(|t| Principal {
+                scheme: AuthMode::Tokens,
+                key: format!("token:{}", t.id),
+                pipelines: (!t.pipelines.is_empty()).then_some(t.pipelines),
+            })
+        } else if let Some(jwt) = &self.jwt {
+            jwt.authenticate(bearer)
+                .map(|(subject, pipelines)| Principal {
+                    scheme: AuthMode::Jwt,
+                    key: format!("jwt:{subject}"),
+                    pipelines,
+                })
+        } else {
+            return Caller::Anonymous;
+        };
+        match verified {
+            Ok(principal) => Caller::Principal(principal),
+            Err(refusal) => Caller::Refused(refusal),
         }
-        let Some(token) = bearer(req) else {
-            refuse(
-                res,
-                Problem::new(
-                    StatusCode::UNAUTHORIZED,
-                    "auth.required",
-                    "send `Authorization: Bearer <token>`",
-                ),
-            );
-            ctrl.skip_rest();
-            return;
+    }
+
+    /// The mode of a pipeline; a name no pipeline has (a record of a pipeline since removed
+    /// from the config) gets the global mode.
+    pub fn mode_of(&self, pipeline: &str) -> AuthMode {
+        self.modes
+            .get(pipeline)
+            .copied()
+            .unwrap_or(self.default_mode)
+    }
+
+    /// Whether the caller may submit to and read from this pipeline.
+    pub fn authorize(&self, caller: &Caller, pipeline: &str) -> Result<(), Denied> {
+        let mode = self.mode_of(pipeline);
+        if mode == AuthMode::None {
+            return Ok(());
+        }
+        let principal = match caller {
+            Caller::Anonymous => return Err(Denied::Required),
+            Caller::Refused(refusal) => return Err(Denied::Refused(*refusal)),
+            Caller::Principal(principal) => principal,
         };
-        let checked = match mode {
-            AuthMode::Tokens => self.tokens.as_ref().map(|t| t.check(&token, &pipeline)),
-            AuthMode::Jwt => self.jwt.as_ref().map(|j| j.check(&token, &pipeline)),
-            AuthMode::None => None,
-        };
-        match checked.unwrap_or(Err(Refusal::Unknown)) {
-            Ok(who) => {
-                tracing::debug!(client = %who, %pipeline, "authenticated");
-                ctrl.call_next(req, depot, res).await;
-            }
-            Err(Refusal::Pipeline) => {
-                let detail = format!("this token may not use the pipeline `{pipeline}`");
-                res.render(Problem::new(
-                    StatusCode::FORBIDDEN,
-                    "auth.forbidden",
-                    detail,
-                ));
-                ctrl.skip_rest();
-            }
-            Err(refusal) => {
-                let (code, detail) = match refusal {
-                    Refusal::Revoked => ("auth.revoked", "this token was revoked"),
-                    Refusal::Expired => ("auth.expired", "this token has expired"),
-                    _ => ("auth.invalid", "this token is not valid"),
-                };
-                refuse(res, Problem::new(StatusCode::UNAUTHORIZED, code, detail));
-                ctrl.skip_rest();
-            }
+        if principal.scheme != mode {
+            return Err(Denied::Refused(Refusal::Unknown));
+        }
+        match &principal.pipelines {
+            Some(allowed) if !allowed.iter().any(|p| p == pipeline) => Err(Denied::Forbidden),
+            _ => Ok(()),
         }
     }
 }

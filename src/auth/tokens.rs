@@ -2,9 +2,10 @@
 //! in a JSON file the CLI manages and the server rereads when it changes.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use argon2::Argon2;
 use argon2::password_hash::phc::PasswordHash;
@@ -12,8 +13,11 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -159,13 +163,25 @@ pub fn rotate(path: &Path, key: &str, grace: chrono::Duration) -> Result<String,
     Ok(format!("lib_{id}_{secret}"))
 }
 
-/// Why a token was refused.
-#[derive(Debug, PartialEq, Eq)]
+/// Why a bearer credential was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Refusal {
     Unknown,
     Revoked,
     Expired,
-    Pipeline,
+    /// Too many secrets were tried for this token id lately; retry after this many seconds.
+    Throttled(u32),
+    /// Every verification slot stayed busy; retry shortly.
+    Busy,
+}
+
+/// A token that verified: its id (public, part of the token) and what it may use.
+#[derive(Clone, Debug)]
+pub struct VerifiedToken {
+    pub id: String,
+    pub name: String,
+    /// Empty means every pipeline.
+    pub pipelines: Vec<String>,
 }
 
 /// The token file as last read: its modification time, its tokens, and the hash each
@@ -177,27 +193,38 @@ struct Loaded {
     verified: HashMap<[u8; 32], String>,
 }
 
+/// Secrets tried per token id before the id is throttled: a rotation's old and new secret,
+/// some typos, never a flood.
+const ATTEMPTS_PER_MINUTE: u32 = 10;
+/// How long a verification waits for a free slot before the caller is told to retry.
+const VERIFY_WAIT: Duration = Duration::from_secs(2);
+
 /// The server's view of the token file: reread when it changes, with verified secrets
-/// remembered so that the slow hash runs once per token and file version.
+/// remembered so that the slow hash runs once per token and file version. Hashes are checked
+/// off the async runtime, a few at a time, and only [`ATTEMPTS_PER_MINUTE`] times a minute
+/// per token id, so a flood of wrong secrets costs neither the runtime nor memory.
 pub struct TokenStore {
     path: PathBuf,
     state: Mutex<Loaded>,
+    verifying: Arc<Semaphore>,
+    attempts: DefaultKeyedRateLimiter<String>,
 }
 
 impl TokenStore {
     pub fn new(path: PathBuf) -> Self {
+        let slots = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let quota = Quota::per_minute(NonZeroU32::new(ATTEMPTS_PER_MINUTE).expect("not zero"));
         Self {
             path,
             state: Mutex::new(Loaded::default()),
+            verifying: Arc::new(Semaphore::new(slots)),
+            attempts: DefaultKeyedRateLimiter::keyed(quota),
         }
     }
 
-    /// The token's name when it may submit to `pipeline` now.
-    pub fn check(&self, token: &str, pipeline: &str) -> Result<String, Refusal> {
-        let (id, secret) = token
-            .strip_prefix("lib_")
-            .and_then(|t| t.split_once('_'))
-            .ok_or(Refusal::Unknown)?;
+    /// The entry of this id from the file as it is now, and the hash this very token matched
+    /// before, if it did.
+    fn lookup(&self, id: &str, digest: &[u8; 32]) -> Option<(TokenEntry, Option<String>)> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let modified = std::fs::metadata(&self.path)
             .and_then(|m| m.modified())
@@ -213,25 +240,57 @@ impl TokenStore {
                 verified: HashMap::new(),
             };
         }
-        let entry = state
-            .tokens
-            .iter()
-            .find(|t| t.id == id)
-            .cloned()
+        let entry = state.tokens.iter().find(|t| t.id == id)?.clone();
+        Some((entry, state.verified.get(digest).cloned()))
+    }
+
+    /// Runs the slow hash for a secret not seen before, within the limits above.
+    async fn verify(&self, entry: &TokenEntry, secret: &str) -> Result<String, Refusal> {
+        if let Err(not_until) = self.attempts.check_key(&entry.id) {
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            return Err(Refusal::Throttled(wait.as_secs().max(1) as u32));
+        }
+        self.attempts.retain_recent();
+        let permit = tokio::time::timeout(VERIFY_WAIT, self.verifying.clone().acquire_owned())
+            .await
+            .map_err(|_| Refusal::Busy)?
+            .map_err(|_| Refusal::Busy)?;
+        let (secret, current, previous) = (
+            secret.to_owned(),
+            entry.hash.clone(),
+            entry.previous_hash.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            if verifies(&secret, &current) {
+                return Some(current);
+            }
+            previous.filter(|h| verifies(&secret, h))
+        })
+        .await
+        .ok()
+        .flatten()
+        .ok_or(Refusal::Unknown)
+    }
+
+    /// The token, when it is valid now.
+    pub async fn authenticate(&self, token: &str) -> Result<VerifiedToken, Refusal> {
+        let (id, secret) = token
+            .strip_prefix("lib_")
+            .and_then(|t| t.split_once('_'))
             .ok_or(Refusal::Unknown)?;
-        let now = Utc::now();
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let known = state.verified.get(&digest).cloned();
+        let (entry, known) = self.lookup(id, &digest).ok_or(Refusal::Unknown)?;
         let matched_hash = match known {
             Some(hash) => hash,
             None => {
-                let current = verifies(secret, &entry.hash).then(|| entry.hash.clone());
-                let previous = || entry.previous_hash.clone().filter(|h| verifies(secret, h));
-                let hash = current.or_else(previous).ok_or(Refusal::Unknown)?;
+                let hash = self.verify(&entry, secret).await?;
+                let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
                 state.verified.insert(digest, hash.clone());
                 hash
             }
         };
+        let now = Utc::now();
         if entry.revoked_at.is_some() {
             return Err(Refusal::Revoked);
         }
@@ -242,9 +301,10 @@ impl TokenStore {
         {
             return Err(Refusal::Expired);
         }
-        if !entry.pipelines.is_empty() && !entry.pipelines.iter().any(|p| p == pipeline) {
-            return Err(Refusal::Pipeline);
-        }
-        Ok(entry.name)
+        Ok(VerifiedToken {
+            id: entry.id,
+            name: entry.name,
+            pipelines: entry.pipelines,
+        })
     }
 }

@@ -1,39 +1,63 @@
-//! Middleware every request passes: an id and one log line per request, the cap on
-//! submissions in flight, rate limits, and draining the body of a request refused early.
+//! What every request passes: an id and one log line per request, authentication (who calls,
+//! never what they may do), draining the body of a request refused early; and the rate limits
+//! the handlers apply once they know the pipeline a request really uses.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota};
 use http_body_util::BodyExt;
-use sha2::{Digest, Sha256};
-
-use salvo::http::header::{HeaderName, HeaderValue, LOCATION};
+use salvo::http::ReqBody;
+use salvo::http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HeaderName, HeaderValue, LOCATION};
 use salvo::prelude::*;
-use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use super::problem::Problem;
-use crate::config::{Config, DEFAULT_PIPELINE};
+use crate::auth::{Auth, Caller};
+use crate::config::Config;
 use crate::metrics::Metrics;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The pipeline a request concerns: the route's, else `?pipeline=`, else `default`.
-pub fn pipeline_of(req: &Request) -> String {
-    req.param::<String>("name")
-        .or_else(|| req.query::<String>("pipeline"))
-        .unwrap_or_else(|| DEFAULT_PIPELINE.to_owned())
-}
-
-/// The token of an `Authorization: Bearer` header.
+/// The credential of an `Authorization: Bearer` header; the scheme is case-insensitive
+/// (RFC 9110, section 11.1).
 pub fn bearer(req: &Request) -> Option<String> {
     let header = req.header::<String>("authorization")?;
-    header.strip_prefix("Bearer ").map(|t| t.trim().to_owned())
+    let (scheme, token) = header.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+/// Finds out who calls and leaves the [`Caller`] in the depot. It decides nothing: each
+/// handler authorizes against the pipeline it really uses, once that is known.
+pub struct Authenticate(pub Arc<Auth>);
+
+#[async_trait]
+impl Handler for Authenticate {
+    async fn handle(
+        &self,
+        req: &mut Request,
+        depot: &mut Depot,
+        res: &mut Response,
+        ctrl: &mut FlowCtrl,
+    ) {
+        let caller = self.0.authenticate(bearer(req).as_deref()).await;
+        depot.insert_typed(caller);
+        ctrl.call_next(req, depot, res).await;
+    }
+}
+
+/// The caller the [`Authenticate`] guard found; anonymous on routes it does not guard.
+pub fn caller(depot: &Depot) -> Caller {
+    depot
+        .get_typed::<Caller>()
+        .cloned()
+        .unwrap_or(Caller::Anonymous)
 }
 
 /// A caller's id is kept when it is short printable ASCII; otherwise a new one is made.
@@ -87,7 +111,9 @@ impl Handler for AccessLog {
 /// Reads and drops whatever of the request body the handlers left unread: a refusal (busy,
 /// rate limited, unauthorised) is answered before the upload ends, and closing the connection
 /// on a client still sending would give it a broken pipe instead of the answer. At most
-/// `limit` bytes are drained, for at most [`DRAIN_TIME`].
+/// `limit` bytes are drained, for at most [`DRAIN_TIME`]. A body that was never invited
+/// (`Expect: 100-continue`) or that is declared larger than the limit is not read at all: the
+/// connection is closed after the answer instead.
 pub struct DrainUnreadBody {
     pub limit: usize,
 }
@@ -105,6 +131,18 @@ impl Handler for DrainUnreadBody {
     ) {
         ctrl.call_next(req, depot, res).await;
         let mut body = req.take_body();
+        if !matches!(body, ReqBody::Hyper { .. } | ReqBody::Boxed { .. }) {
+            return;
+        }
+        let uninvited = req.headers().contains_key(EXPECT);
+        let oversize = req
+            .header::<u64>(CONTENT_LENGTH)
+            .is_some_and(|n| n > self.limit as u64);
+        if uninvited || oversize {
+            res.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            return;
+        }
         let mut drained = 0;
         let _ = tokio::time::timeout(DRAIN_TIME, async {
             while drained <= self.limit
@@ -114,31 +152,6 @@ impl Handler for DrainUnreadBody {
             }
         })
         .await;
-    }
-}
-
-/// Admits at most the configured number of submissions at once; the next one is answered 503
-/// with Retry-After at once, so a burst cannot queue without bound or exhaust memory.
-pub struct InFlight(pub Arc<Semaphore>);
-
-#[async_trait]
-impl Handler for InFlight {
-    async fn handle(
-        &self,
-        req: &mut Request,
-        depot: &mut Depot,
-        res: &mut Response,
-        ctrl: &mut FlowCtrl,
-    ) {
-        let Ok(_permit) = self.0.clone().try_acquire_owned() else {
-            let detail = "the server is handling as many submissions as it may; retry shortly";
-            res.render(
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1),
-            );
-            ctrl.skip_rest();
-            return;
-        };
-        ctrl.call_next(req, depot, res).await;
     }
 }
 
@@ -152,15 +165,21 @@ fn limiter(requests_per_minute: u32, burst: u32) -> Option<Arc<Limiter>> {
     )))
 }
 
-/// Limits submissions per client and pipeline: a bearer token when there is one (hashed, never
-/// kept), else the client's IP address, taken from `X-Forwarded-For` only when the connection
-/// comes from a trusted proxy.
-pub struct RateLimit {
+/// How often buckets of idle clients are dropped, in seconds.
+const SWEEP_EVERY_S: u64 = 60;
+
+/// Limits submissions per client and pipeline, applied by the handlers to the pipeline a
+/// request really uses. The client is the verified principal when there is one, else the
+/// address: an unverified credential is no identity, so sending random ones gains nothing.
+/// Buckets of clients idle long enough to be full again are dropped once a minute.
+pub struct RateLimits {
     pipelines: HashMap<String, Option<Arc<Limiter>>>,
     trusted_proxies: Vec<IpAddr>,
+    started: Instant,
+    last_sweep_s: AtomicU64,
 }
 
-impl RateLimit {
+impl RateLimits {
     pub fn new(config: &Config) -> Self {
         let global = limiter(
             config.rate_limit.requests_per_minute,
@@ -180,17 +199,54 @@ impl RateLimit {
         Self {
             pipelines,
             trusted_proxies: config.rate_limit.trusted_proxies.clone(),
+            started: Instant::now(),
+            last_sweep_s: AtomicU64::new(0),
+        }
+    }
+
+    /// Takes one submission from this client's bucket of `pipeline`.
+    pub fn check(&self, pipeline: &str, caller: &Caller, req: &Request) -> Result<(), Problem> {
+        let Some(Some(limiter)) = self.pipelines.get(pipeline) else {
+            return Ok(());
+        };
+        self.sweep(Duration::from_secs(SWEEP_EVERY_S));
+        let key = client_key(req, caller, &self.trusted_proxies);
+        let Err(not_until) = limiter.check_key(&key) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let detail = format!("too many submissions from this client; retry in {seconds} s");
+        Err(
+            Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate.limited", detail)
+                .retry_after(seconds.max(1) as u32),
+        )
+    }
+
+    /// Drops full buckets, at most once per `every`.
+    fn sweep(&self, every: Duration) {
+        let now = self.started.elapsed().as_secs();
+        let last = self.last_sweep_s.load(Ordering::Relaxed);
+        let due = now >= last + every.as_secs();
+        if !due
+            || self
+                .last_sweep_s
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for limiter in self.pipelines.values().flatten() {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
         }
     }
 }
 
-/// Who is asking: a token's digest, else an address.
-fn client_key(req: &Request, trusted_proxies: &[IpAddr]) -> String {
-    if let Some(token) = bearer(req) {
-        return format!(
-            "token:{}",
-            hex::encode(&Sha256::digest(token.as_bytes())[..12])
-        );
+/// Who is asking: a verified principal, else an address.
+fn client_key(req: &Request, caller: &Caller, trusted_proxies: &[IpAddr]) -> String {
+    if let Caller::Principal(principal) = caller {
+        return principal.key.clone();
     }
     let peer = req.remote_addr().ip();
     let forwarded = peer
@@ -210,36 +266,6 @@ fn client_key(req: &Request, trusted_proxies: &[IpAddr]) -> String {
     }
 }
 
-#[async_trait]
-impl Handler for RateLimit {
-    async fn handle(
-        &self,
-        req: &mut Request,
-        depot: &mut Depot,
-        res: &mut Response,
-        ctrl: &mut FlowCtrl,
-    ) {
-        let pipeline = pipeline_of(req);
-        let Some(Some(limiter)) = self.pipelines.get(&pipeline) else {
-            ctrl.call_next(req, depot, res).await;
-            return;
-        };
-        let key = format!("{pipeline}/{}", client_key(req, &self.trusted_proxies));
-        if let Err(not_until) = limiter.check_key(&key) {
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let detail = format!("too many submissions from this client; retry in {seconds} s");
-            res.render(
-                Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate.limited", detail)
-                    .retry_after(seconds.max(1) as u32),
-            );
-            ctrl.skip_rest();
-            return;
-        }
-        ctrl.call_next(req, depot, res).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,11 +281,12 @@ mod tests {
     }
 
     #[test]
-    fn the_client_is_the_token_else_the_address_behind_trusted_proxies() {
+    fn the_client_is_the_verified_principal_else_the_address_behind_trusted_proxies() {
         let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        let anonymous = Caller::Anonymous;
         let direct = request("192.0.2.7:5000", &[("x-forwarded-for", "203.0.113.9")]);
         assert_eq!(
-            client_key(&direct, &[proxy]),
+            client_key(&direct, &anonymous, &[proxy]),
             "ip:192.0.2.7",
             "an untrusted peer cannot claim another address"
         );
@@ -267,9 +294,56 @@ mod tests {
             "10.0.0.1:5000",
             &[("x-forwarded-for", "198.51.100.1, 203.0.113.9, 10.0.0.1")],
         );
-        assert_eq!(client_key(&proxied, &[proxy]), "ip:203.0.113.9");
-        let token = request("192.0.2.7:5000", &[("authorization", "Bearer s3cret")]);
-        let key = client_key(&token, &[]);
-        assert!(key.starts_with("token:") && !key.contains("s3cret"));
+        assert_eq!(client_key(&proxied, &anonymous, &[proxy]), "ip:203.0.113.9");
+        let unverified = request("192.0.2.7:5000", &[("authorization", "Bearer random")]);
+        let refused = Caller::Refused(crate::auth::Refusal::Unknown);
+        assert_eq!(
+            client_key(&unverified, &refused, &[]),
+            "ip:192.0.2.7",
+            "a credential nobody verified is no identity"
+        );
+        let verified = Caller::Principal(crate::auth::Principal {
+            scheme: crate::auth::AuthMode::Tokens,
+            key: "token:abc".into(),
+            pipelines: None,
+        });
+        assert_eq!(client_key(&unverified, &verified, &[]), "token:abc");
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for header in ["Bearer abc", "bearer abc", "BEARER  abc "] {
+            let req = request("192.0.2.7:5000", &[("authorization", header)]);
+            assert_eq!(bearer(&req).as_deref(), Some("abc"), "{header}");
+        }
+        let basic = request("192.0.2.7:5000", &[("authorization", "Basic abc")]);
+        assert_eq!(bearer(&basic), None);
+    }
+
+    #[test]
+    fn idle_clients_buckets_are_dropped() {
+        let limits = RateLimits {
+            pipelines: HashMap::from([("default".to_owned(), limiter(600, 1))]),
+            trusted_proxies: Vec::new(),
+            started: Instant::now(),
+            last_sweep_s: AtomicU64::new(0),
+        };
+        for i in 0..50 {
+            let req = request(&format!("192.0.2.{i}:5000"), &[]);
+            limits.check("default", &Caller::Anonymous, &req).unwrap();
+        }
+        let held = |l: &RateLimits| {
+            l.pipelines
+                .values()
+                .flatten()
+                .map(|l| l.len())
+                .sum::<usize>()
+        };
+        assert_eq!(held(&limits), 50);
+        // At 600 a minute a bucket of one is full again after 100 ms; governor keeps a key
+        // one more interval before it counts as fresh.
+        std::thread::sleep(Duration::from_millis(300));
+        limits.sweep(Duration::ZERO);
+        assert_eq!(held(&limits), 0);
     }
 }

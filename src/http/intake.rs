@@ -2,13 +2,16 @@
 //! labels from the query string merged in. The body limit is the config's, checked against
 //! Content-Length before a byte is read.
 
+use std::time::Duration;
+
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
 use librarian_model::Labels;
-use salvo::http::ParseError;
 use salvo::http::header::CONTENT_LENGTH;
+use salvo::http::{ParseError, ReqBody};
 use salvo::prelude::*;
 use serde_json::Value;
 
@@ -36,6 +39,11 @@ pub enum InputError {
     BadId(String),
     #[error("the body is larger than {0} bytes, the limit of this server")]
     TooLarge(usize),
+    #[error(
+        "the body did not arrive in time: this server waits {} s for it, and one more second \
+         for every {} bytes received", .0.timeout.as_secs(), .0.min_rate
+    )]
+    TooSlow(BodyPace),
     #[error(
         "content type `{0}` is not accepted: send application/json, multipart/form-data or image/*"
     )]
@@ -99,6 +107,49 @@ fn labels_from_text(text: &str) -> Result<Labels, InputError> {
         Ok(_) => Err(InputError::LabelsNotObject),
         Err(e) => Err(InputError::MalformedLabels(e.to_string())),
     }
+}
+
+/// How fast a client must send its body: the deadline starts at `timeout` after the request
+/// and moves one second later for every `min_rate` bytes received (Apache's
+/// `RequestReadTimeout body=…,MinRate=…`), so a slow phone finishes while a stalled or
+/// trickling upload is cut off.
+#[derive(Clone, Copy, Debug)]
+pub struct BodyPace {
+    pub timeout: Duration,
+    pub min_rate: u32,
+}
+
+/// Reads the whole body into memory, within the size limit and the pace, so that what follows
+/// never waits on the client. A Content-Length over the limit is refused before a byte is read
+/// (and so before `100 Continue` is sent).
+pub async fn receive(req: &mut Request, limit: usize, pace: BodyPace) -> Result<(), InputError> {
+    if req
+        .header::<u64>(CONTENT_LENGTH)
+        .is_some_and(|n| n > limit as u64)
+    {
+        return Err(InputError::TooLarge(limit));
+    }
+    let mut body = req.take_body();
+    let started = tokio::time::Instant::now();
+    let mut received = BytesMut::new();
+    loop {
+        let earned = received.len() as f64 / f64::from(pace.min_rate.max(1));
+        let deadline = started + pace.timeout + Duration::from_secs_f64(earned);
+        let frame = match tokio::time::timeout_at(deadline, body.frame()).await {
+            Err(_) => return Err(InputError::TooSlow(pace)),
+            Ok(None) => break,
+            Ok(Some(Err(e))) => return Err(InputError::Unreadable(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(data) = frame.into_data() {
+            if received.len() + data.len() > limit {
+                return Err(InputError::TooLarge(limit));
+            }
+            received.extend_from_slice(&data);
+        }
+    }
+    req.replace_body(ReqBody::Once(received.freeze()));
+    Ok(())
 }
 
 /// Refuses an oversize body by its Content-Length, then reads it under the same limit.

@@ -1,6 +1,7 @@
-//! The HTTP API (v1): routes, CORS, and problem+json for every error.
+//! The HTTP API (v1): routes, CORS, security headers, and problem+json for every error.
 
 mod guard;
+mod headers;
 mod intake;
 mod problem;
 mod routes;
@@ -14,13 +15,15 @@ use salvo::http::Method;
 use salvo::http::header::{CONTENT_TYPE, HeaderValue};
 use salvo::prelude::*;
 
-pub use guard::{bearer, pipeline_of};
+pub use guard::bearer;
 pub use problem::Problem;
 
 use crate::app::App;
 
 const OPENAPI: &str = include_str!("assets/openapi.json");
 const DOCS_PAGE: &str = include_str!("assets/docs.html");
+const DOCS_SCRIPT: &str = include_str!("assets/docs.js");
+const DOCS_STYLE: &str = include_str!("assets/docs.css");
 const INDEX_PAGE: &str = include_str!("assets/index.html");
 const PAGE_SCRIPT: &str = include_str!("assets/app.js");
 const PAGE_STYLE: &str = include_str!("assets/app.css");
@@ -52,60 +55,78 @@ async fn page_script(res: &mut Response) {
 }
 
 #[handler]
+async fn docs_script(res: &mut Response) {
+    asset(res, "text/javascript; charset=utf-8", DOCS_SCRIPT);
+}
+
+#[handler]
+async fn docs_style(res: &mut Response) {
+    asset(res, "text/css; charset=utf-8", DOCS_STYLE);
+}
+
+#[handler]
 async fn page_style(res: &mut Response) {
     asset(res, "text/css; charset=utf-8", PAGE_STYLE);
+}
+
+/// A route that answers GET, and HEAD the same way (the server sends the headers only).
+fn get_or_head(handler: impl Handler) -> Router {
+    Router::new()
+        .filter_fn(|req, _| matches!(*req.method(), Method::GET | Method::HEAD))
+        .goal(handler)
 }
 
 /// The router of every route of the design.
 fn router(app: Arc<App>) -> Router {
     let submissions = Router::with_path("submissions")
-        .get(routes::history)
+        .push(get_or_head(routes::history))
         .post(routes::submit)
         .put(routes::submit)
         .push(
             Router::with_path("{id}")
-                .get(routes::get_record)
+                .push(get_or_head(routes::get_record))
                 .put(routes::submit)
-                .push(Router::with_path("image").get(routes::get_image)),
+                .push(Router::with_path("image").push(get_or_head(routes::get_image))),
         );
     let pipelines = Router::with_path("pipelines")
-        .get(routes::list_pipelines)
+        .push(get_or_head(routes::list_pipelines))
         .push(
-            Router::with_path("{name}").get(routes::get_pipeline).push(
-                Router::with_path("submissions")
-                    .post(routes::submit)
-                    .put(routes::submit)
-                    .push(Router::with_path("{id}").put(routes::submit)),
-            ),
+            Router::with_path("{name}")
+                .push(get_or_head(routes::get_pipeline))
+                .push(
+                    Router::with_path("submissions")
+                        .post(routes::submit)
+                        .put(routes::submit)
+                        .push(Router::with_path("{id}").put(routes::submit)),
+                ),
         );
-    let in_flight = guard::InFlight(app.in_flight.clone());
-    let rate_limit = guard::RateLimit::new(&app.loaded.config);
-    let submits = |req: &Request, _: &Depot| req.method() != Method::GET;
-    let guarded = |req: &Request, _: &Depot| {
-        req.method() != Method::GET || !req.uri().path().starts_with("/api/v1/pipelines")
-    };
+    let config = &app.loaded.config;
+    let rate_limits = Arc::new(guard::RateLimits::new(config));
+    let sends = |req: &Request, _: &Depot| !matches!(*req.method(), Method::GET | Method::HEAD);
     let drain = guard::DrainUnreadBody {
-        limit: app.loaded.config.server.max_body_bytes,
+        limit: config.server.max_body_bytes,
     };
+    let origins = headers::SameOriginOrAllowed::new(&config.server.cors_origins);
     let api = Router::with_path("api/v1")
-        .hoop_when(drain, submits)
-        .hoop_when(rate_limit, submits)
-        .hoop_when(app.auth.clone(), guarded)
-        .hoop_when(in_flight, submits)
+        .hoop_when(drain, sends)
+        .hoop_when(origins, sends)
+        .hoop(guard::Authenticate(app.auth.clone()))
         .push(submissions)
         .push(pipelines)
         .push(Router::with_path("scan").post(routes::scan));
     Router::new()
-        .hoop(affix_state::inject(app))
-        .get(index)
+        .hoop(affix_state::inject(app).inject(rate_limits))
+        .push(get_or_head(index))
         .push(api)
-        .push(Router::with_path("healthz").get(routes::healthz))
-        .push(Router::with_path("readyz").get(routes::readyz))
-        .push(Router::with_path("metrics").get(routes::metrics))
-        .push(Router::with_path("openapi.json").get(openapi))
-        .push(Router::with_path("docs").get(docs))
-        .push(Router::with_path("assets/app.js").get(page_script))
-        .push(Router::with_path("assets/app.css").get(page_style))
+        .push(Router::with_path("healthz").push(get_or_head(routes::healthz)))
+        .push(Router::with_path("readyz").push(get_or_head(routes::readyz)))
+        .push(Router::with_path("metrics").push(get_or_head(routes::metrics)))
+        .push(Router::with_path("openapi.json").push(get_or_head(openapi)))
+        .push(Router::with_path("docs").push(get_or_head(docs)))
+        .push(Router::with_path("assets/app.js").push(get_or_head(page_script)))
+        .push(Router::with_path("assets/docs.js").push(get_or_head(docs_script)))
+        .push(Router::with_path("assets/app.css").push(get_or_head(page_style)))
+        .push(Router::with_path("assets/docs.css").push(get_or_head(docs_style)))
 }
 
 fn cors(origins: &[String]) -> Cors {
@@ -116,7 +137,13 @@ fn cors(origins: &[String]) -> Cors {
     };
     Cors::new()
         .allow_origin(allow)
-        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::OPTIONS])
+        .allow_methods([
+            Method::GET,
+            Method::HEAD,
+            Method::POST,
+            Method::PUT,
+            Method::OPTIONS,
+        ])
         .allow_headers(vec!["content-type", "authorization"])
         .expose_headers(vec![
             salvo::http::header::LOCATION,
@@ -132,6 +159,7 @@ pub fn service(app: Arc<App>) -> Service {
     let access_log = guard::AccessLog(app.metrics.clone());
     Service::new(router(app))
         .hoop(access_log)
+        .hoop(headers::SecurityHeaders)
         .hoop(cors)
         .catcher(Catcher::default().hoop(problem::catch_status))
 }

@@ -2,12 +2,13 @@
 //! for errors raised by handlers and for statuses the framework raises (404, 405, …).
 
 use librarian_model::Violation;
-use salvo::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use salvo::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use salvo::http::{ResBody, StatusCode};
 use salvo::prelude::*;
 use serde::Serialize;
 
 use super::intake::InputError;
+use crate::auth::{Denied, Refusal};
 use crate::imaging::ImageError;
 use crate::pipeline::SubmitError;
 
@@ -18,6 +19,8 @@ pub struct Problem {
     pub detail: String,
     pub errors: Vec<Violation>,
     pub retry_after: Option<u32>,
+    /// Answered with `WWW-Authenticate: Bearer`: the caller can fix it with a credential.
+    pub challenge: bool,
 }
 
 /// The problem+json document: RFC 9457 members plus `code` and `errors`.
@@ -41,7 +44,13 @@ impl Problem {
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
+            challenge: false,
         }
+    }
+
+    fn challenge(mut self) -> Self {
+        self.challenge = true;
+        self
     }
 
     pub fn with_errors(mut self, errors: Vec<Violation>) -> Self {
@@ -99,6 +108,9 @@ impl Scribe for Problem {
         if let Some(seconds) = self.retry_after {
             headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
+        if self.challenge {
+            headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
         let body = Body {
             kind: format!("urn:librarian:problem:{}", self.code),
             title: self.status.canonical_reason().unwrap_or("Error"),
@@ -127,11 +139,54 @@ impl From<InputError> for Problem {
             InputError::MalformedLabels(_) => (StatusCode::BAD_REQUEST, "labels.malformed_json"),
             InputError::BadId(_) => (StatusCode::BAD_REQUEST, "id.invalid"),
             InputError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body.too_large"),
+            InputError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "body.too_slow"),
             InputError::UnsupportedType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "body.unsupported_type")
             }
         };
         Self::new(status, code, detail)
+    }
+}
+
+impl From<Denied> for Problem {
+    fn from(denied: Denied) -> Self {
+        match denied {
+            Denied::Required => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "auth.required",
+                "send `Authorization: Bearer <token>`",
+            )
+            .challenge(),
+            Denied::Forbidden => Self::new(
+                StatusCode::FORBIDDEN,
+                "auth.forbidden",
+                "this credential may not use this pipeline",
+            ),
+            Denied::Refused(refusal) => refusal.into(),
+        }
+    }
+}
+
+impl From<Refusal> for Problem {
+    fn from(refusal: Refusal) -> Self {
+        let unauthorized = |code, detail| Self::new(StatusCode::UNAUTHORIZED, code, detail);
+        match refusal {
+            Refusal::Unknown => unauthorized("auth.invalid", "this token is not valid").challenge(),
+            Refusal::Revoked => unauthorized("auth.revoked", "this token was revoked").challenge(),
+            Refusal::Expired => unauthorized("auth.expired", "this token has expired").challenge(),
+            Refusal::Throttled(seconds) => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "auth.throttled",
+                format!("too many wrong secrets for this token; retry in {seconds} s"),
+            )
+            .retry_after(seconds),
+            Refusal::Busy => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "auth.busy",
+                "every credential check is busy; retry shortly",
+            )
+            .retry_after(1),
+        }
     }
 }
 

@@ -5,15 +5,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use librarian_actors::{HistoryCursor, HistoryQuery};
+use librarian_model::Record;
 use salvo::http::header::{CONTENT_TYPE, HeaderValue, LOCATION};
 use salvo::prelude::*;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
-use super::intake::{Fields, InputError, decode_image_text, read_body, read_submission};
+use super::guard::{RateLimits, caller};
+use super::intake::{
+    BodyPace, Fields, InputError, decode_image_text, read_body, read_submission, receive,
+};
 use super::problem::Problem;
 use crate::app::App;
+use crate::auth::{Caller, Denied};
 use crate::config::DEFAULT_PIPELINE;
 use crate::pipeline::{Accepted, BoxFuture, Pipeline, SubmitError};
 
@@ -35,6 +40,14 @@ fn pipeline(app: &App, name: Option<&str>) -> Result<Arc<Pipeline>, Problem> {
     })
 }
 
+/// The pipeline a `pipeline=` query names, if it names one: a name that is no pipeline is 404,
+/// never a fallback to another.
+fn named_pipeline(app: &App, req: &Request) -> Result<Option<Arc<Pipeline>>, Problem> {
+    req.query::<String>("pipeline")
+        .map(|name| pipeline(app, Some(&name)))
+        .transpose()
+}
+
 fn parse_id(text: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(text).map_err(|_| InputError::BadId(text.to_owned()).into())
 }
@@ -47,7 +60,7 @@ pub async fn submit(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let pipeline = pipeline(&app, req.param::<String>("name").as_deref())?;
-    let outcome = accept(&app, &pipeline, req).await;
+    let outcome = accept(&app, depot, &pipeline, req).await;
     app.metrics.submission(&pipeline.name, &outcome);
     let accepted = outcome?;
     let location = format!("/api/v1/submissions/{}", accepted.record.id);
@@ -64,17 +77,61 @@ pub async fn submit(
     Ok(())
 }
 
-/// Reads the submission and hands it to the pipeline.
-async fn accept(app: &App, pipeline: &Pipeline, req: &mut Request) -> Result<Accepted, Problem> {
+/// Lets a request use a pipeline: the caller must be allowed to, and within its rate.
+fn admit(app: &App, depot: &Depot, pipeline: &str, req: &Request) -> Result<(), Problem> {
+    let caller = caller(depot);
+    app.auth.authorize(&caller, pipeline)?;
+    let limits = depot
+        .get_typed::<Arc<RateLimits>>()
+        .expect("the rate limits are injected on the root router");
+    limits.check(pipeline, &caller, req)
+}
+
+/// Receives the whole body within the server's pace, holding an upload slot (not a slot of
+/// the submissions being handled) while it arrives.
+async fn receive_body(app: &App, req: &mut Request) -> Result<(), Problem> {
+    let Ok(_upload) = app.uploads.clone().try_acquire_owned() else {
+        let detail = "the server is receiving as many uploads as it may; retry shortly";
+        return Err(
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1),
+        );
+    };
+    let server = &app.loaded.config.server;
+    let pace = BodyPace {
+        timeout: Duration::from_millis(server.body_timeout_ms),
+        min_rate: server.min_body_rate,
+    };
+    Ok(receive(req, server.max_body_bytes, pace).await?)
+}
+
+/// One of the submissions handled at once; the next one is answered 503 with Retry-After at
+/// once, so a burst cannot queue without bound or exhaust memory.
+fn handling_slot(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
+    app.in_flight.clone().try_acquire_owned().map_err(|_| {
+        let detail = "the server is handling as many submissions as it may; retry shortly";
+        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1)
+    })
+}
+
+/// Admits, reads the submission and hands it to the pipeline.
+async fn accept(
+    app: &App,
+    depot: &Depot,
+    pipeline: &Pipeline,
+    req: &mut Request,
+) -> Result<Accepted, Problem> {
     let id = req
         .param::<String>("id")
         .map(|id| parse_id(&id))
         .transpose()?;
+    admit(app, depot, &pipeline.name, req)?;
     let fields = Fields {
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
     };
     let started = Instant::now();
+    receive_body(app, req).await?;
+    let _slot = handling_slot(app)?;
     let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await;
     app.metrics.stage("read", "", started.elapsed());
     Ok(pipeline.submit(submission?, id).await?)
@@ -108,6 +165,24 @@ async fn read_any<'a, T>(
     Ok(None)
 }
 
+/// The record with this id when the caller may read its pipeline (and it is in the pipeline
+/// `pipeline=` names, if any). A record the caller may not read is answered as missing, so
+/// nothing tells whether a protected pipeline holds it.
+async fn readable_record(
+    app: &App,
+    depot: &Depot,
+    req: &Request,
+    id: Uuid,
+) -> Result<Record, Problem> {
+    let only = named_pipeline(app, req)?;
+    let caller = caller(depot);
+    let record = read_any(app, |p| Box::pin(p.record(id))).await?;
+    record
+        .filter(|r| only.as_ref().is_none_or(|p| p.name == r.pipeline))
+        .filter(|r| app.auth.authorize(&caller, &r.pipeline).is_ok())
+        .ok_or_else(|| Problem::not_found("record.not_found", format!("no record with id {id}")))
+}
+
 #[handler]
 pub async fn get_record(
     req: &mut Request,
@@ -116,9 +191,7 @@ pub async fn get_record(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
-    let record = read_any(&app, |p| Box::pin(p.record(id))).await?;
-    let record = record
-        .ok_or_else(|| Problem::not_found("record.not_found", format!("no record with id {id}")))?;
+    let record = readable_record(&app, depot, req, id).await?;
     res.render(Json(record));
     Ok(())
 }
@@ -131,13 +204,49 @@ pub async fn get_image(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
-    let image = read_any(&app, |p| Box::pin(p.image(id))).await?;
+    let record = readable_record(&app, depot, req, id).await?;
+    let image = match app.pipeline(&record.pipeline) {
+        Some(own) => own.image(id).await?,
+        None => None,
+    };
+    let image = match image {
+        Some(found) => Some(found),
+        None => read_any(&app, |p| Box::pin(p.image(id))).await?,
+    };
     let (bytes, format) = image
         .ok_or_else(|| Problem::not_found("record.not_found", format!("no image for id {id}")))?;
     res.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
     res.body(bytes);
     Ok(())
+}
+
+/// The pipelines a history page lists: the one `pipeline=` names (which the caller must be
+/// allowed to read), else every pipeline the caller may read.
+fn listed_pipelines(
+    app: &App,
+    caller: &Caller,
+    only: Option<&Pipeline>,
+) -> Result<Vec<String>, Problem> {
+    if let Some(pipeline) = only {
+        app.auth.authorize(caller, &pipeline.name)?;
+        return Ok(vec![pipeline.name.clone()]);
+    }
+    let readable: Vec<String> = app
+        .pipelines
+        .keys()
+        .filter(|name| app.auth.authorize(caller, name).is_ok())
+        .cloned()
+        .collect();
+    if readable.is_empty() {
+        let denied = match caller {
+            Caller::Anonymous => Denied::Required,
+            Caller::Refused(refusal) => Denied::Refused(*refusal),
+            Caller::Principal(_) => Denied::Forbidden,
+        };
+        return Err(denied.into());
+    }
+    Ok(readable)
 }
 
 #[handler]
@@ -147,8 +256,9 @@ pub async fn history(
     res: &mut Response,
 ) -> Result<(), Problem> {
     let app = app(depot);
-    let name = req.query::<String>("pipeline");
-    let pipeline = pipeline(&app, name.as_deref())?;
+    let only = named_pipeline(&app, req)?;
+    let pipelines = listed_pipelines(&app, &caller(depot), only.as_deref())?;
+    let reader = only.unwrap_or_else(|| app.default_pipeline().clone());
     let limit = match req.query::<String>("limit") {
         None => 20,
         Some(text) => text
@@ -167,14 +277,17 @@ pub async fn history(
         Some(text) => Some(parse_cursor(&text)?),
     };
     let query = HistoryQuery {
-        pipeline: name.clone(),
+        pipelines,
         limit,
         before,
     };
-    let records = pipeline.history(&query).await?;
+    let records = reader.history(&query).await?;
     let next = (records.len() == limit).then(|| {
         let last = records.last().map(|r| r.id).unwrap_or_default();
-        let filter = name.map(|n| format!("pipeline={n}&")).unwrap_or_default();
+        let filter = req
+            .query::<String>("pipeline")
+            .map(|n| format!("pipeline={n}&"))
+            .unwrap_or_default();
         format!("/api/v1/submissions?{filter}limit={limit}&before={last}")
     });
     res.render(Json(json!({ "records": records, "next": next })));
@@ -200,7 +313,10 @@ fn parse_cursor(text: &str) -> Result<HistoryCursor, Problem> {
 #[handler]
 pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), Problem> {
     let app = app(depot);
-    let pipeline = pipeline(&app, req.query::<String>("pipeline").as_deref())?;
+    let pipeline = named_pipeline(&app, req)?.unwrap_or_else(|| app.default_pipeline().clone());
+    admit(&app, depot, &pipeline.name, req)?;
+    receive_body(&app, req).await?;
+    let _slot = handling_slot(&app)?;
     let images = scan_inputs(req, &pipeline, app.loaded.config.server.max_body_bytes).await?;
     if images.len() > MAX_SCAN_IMAGES {
         return Err(Problem::bad_request(

@@ -8,9 +8,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
+use jsonwebtoken::{EncodingKey, Header};
 use librarian::app::App;
 use librarian::config::{Config, Overrides};
 use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
+use salvo::http::header::CONTENT_TYPE;
+use salvo::prelude::*;
+use salvo::test::ResponseExt;
+use serde_json::Value;
 
 /// A barcode symbol drawn by rxing's writer, black on white, with a white margin.
 pub fn symbol(format: BarcodeFormat, text: &str, width: i32, height: i32) -> GrayImage {
@@ -73,11 +78,16 @@ pub fn inverted(image: &GrayImage) -> GrayImage {
 
 /// A 100000 x 100000 PNG header (with a valid CRC) and no pixel data: a decompression bomb.
 pub fn png_bomb() -> Vec<u8> {
+    png_header_only(100_000, 100_000, 8, 0)
+}
+
+/// A PNG that declares this size, bit depth and colour type and holds one tiny IDAT chunk.
+pub fn png_header_only(width: u32, height: u32, depth: u8, colour: u8) -> Vec<u8> {
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(b"IHDR");
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
-    ihdr.extend_from_slice(&[8, 0, 0, 0, 0]);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[depth, colour, 0, 0, 0]);
     let crc = crc32(&ihdr);
     let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
     png.extend_from_slice(&13u32.to_be_bytes());
@@ -132,4 +142,43 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
         .unwrap_or_default();
     found.sort();
     found
+}
+
+/// Asserts a problem+json answer with this status and code, and returns its body.
+pub async fn problem(res: &mut Response, status: u16, code: &str) -> Value {
+    let status_seen = res.status_code.map(|s| s.as_u16());
+    if status_seen != Some(status) {
+        panic!(
+            "expected {status} {code}, got {status_seen:?}: {}",
+            res.take_string().await.unwrap_or_default()
+        );
+    }
+    let ctype = res
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(ctype, "application/problem+json");
+    let body: Value = res.take_json().await.expect("problem body");
+    assert_eq!(body["code"], code, "problem code in {body}");
+    assert_eq!(body["status"], status);
+    assert!(
+        body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+        "a detail in {body}"
+    );
+    assert!(body["type"].as_str().is_some_and(|t| t.ends_with(code)));
+    body
+}
+
+/// An HS256 secret of the length the server requires.
+pub const JWT_SECRET: &str = "a-provider-secret-of-32-bytes-or-more";
+
+pub fn jwt(secret: &str, claims: Value) -> String {
+    jsonwebtoken::encode(
+        &Header::default(),
+        &claims,
+        &EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
 }
