@@ -116,6 +116,7 @@ impl App {
         let analyzer = Arc::new(Analyzer::new(
             config.server.image_workers,
             Duration::from_millis(config.server.image_time_budget_ms),
+            config.server.decode_memory_bytes,
         ));
         let orphans = Arc::new(Orphans::new(config.server.orphans_file.clone()));
         let metrics = Arc::new(Metrics::new());

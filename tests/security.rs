@@ -11,7 +11,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use common::{JWT_SECRET, app, files, jwt, png, png_header_only, problem, symbol};
+use common::{JWT_SECRET, app, files, jpeg, jwt, png, png_header_only, problem, symbol};
 use librarian::auth::tokens;
 use librarian::config::{Config, Overrides};
 use rxing::BarcodeFormat;
@@ -379,6 +379,40 @@ async fn a_page_of_a_foreign_origin_cannot_submit() {
 }
 
 #[tokio::test]
+async fn an_image_that_needs_more_than_the_decode_memory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[server]\ndecode_memory_bytes = 67108864\n";
+    let service = service(dir.path(), toml).await;
+    // 8000 x 8000 WebP: decoded whole to RGBA, about 300 MiB, over a 64 MiB budget.
+    let webp = webp_header_only(8000, 8000);
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&webp, json!({})))
+        .send(&service)
+        .await;
+    let answer = problem(&mut res, 422, "image.too_large_to_decode").await;
+    assert!(
+        answer["detail"].as_str().unwrap().contains("64 MiB"),
+        "{answer}"
+    );
+}
+
+/// A lossless WebP header declaring this size, with no image data.
+fn webp_header_only(width: u32, height: u32) -> Vec<u8> {
+    let bits = (width - 1) | ((height - 1) << 14);
+    let mut vp8l = vec![0x2f];
+    vp8l.extend_from_slice(&bits.to_le_bytes());
+    vp8l.extend_from_slice(&[0; 8]);
+    let mut chunk = b"VP8L".to_vec();
+    chunk.extend_from_slice(&(vp8l.len() as u32).to_le_bytes());
+    chunk.extend_from_slice(&vp8l);
+    let mut webp = b"RIFF".to_vec();
+    webp.extend_from_slice(&((4 + chunk.len()) as u32).to_le_bytes());
+    webp.extend_from_slice(b"WEBP");
+    webp.extend_from_slice(&chunk);
+    webp
+}
+
+#[tokio::test]
 async fn scan_decodes_no_more_pixels_than_a_submission_may() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;
@@ -393,6 +427,32 @@ async fn scan_decodes_no_more_pixels_than_a_submission_may() {
         answer["results"][0]["error"]["code"], "image.too_many_pixels",
         "{answer}"
     );
+}
+
+/// A small real JPEG whose frame header is made to claim `width` x `height`.
+fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
+    let mut bytes = jpeg(&symbol(BarcodeFormat::EAN_13, "5449000000996", 95, 40));
+    let sof = bytes
+        .windows(2)
+        .position(|w| w == [0xFF, 0xC0])
+        .expect("a baseline frame header");
+    bytes[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    bytes
+}
+
+#[tokio::test]
+async fn a_jpeg_far_too_short_for_its_size_is_refused_undecoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let bomb = jpeg_claiming(10_000, 10_000);
+    assert!(bomb.len() < 4096);
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .json(&body(&bomb, json!({})))
+        .send(&service)
+        .await;
+    problem(&mut res, 415, "image.undecodable").await;
+    assert!(files(&dir.path().join("data")).is_empty());
 }
 
 /// The service on a real loopback socket, for what only a real connection shows.

@@ -204,6 +204,10 @@ impl From<ImageError> for Problem {
                 (StatusCode::UNPROCESSABLE_ENTITY, "image.too_many_pixels")
             }
             ImageError::Timeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "image.timeout"),
+            ImageError::TooLargeToDecode { .. } => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "image.too_large_to_decode",
+            ),
             ImageError::Busy => {
                 return Self::new(StatusCode::SERVICE_UNAVAILABLE, "image.busy", detail)
                     .retry_after(2);

@@ -14,16 +14,26 @@ fn undecodable(reason: impl Into<String>) -> ImageError {
     ImageError::Undecodable(ImageFormat::Jpeg, reason.into())
 }
 
-/// Refuses a JPEG cut off before its end: decoders fill the missing part with gray without a
-/// word, so a truncated upload would otherwise be read as a half-gray picture.
-pub fn check_complete(bytes: &[u8]) -> Result<(), ImageError> {
-    if reaches_its_end(bytes) {
-        Ok(())
-    } else {
-        Err(undecodable(
+/// Refuses a JPEG cut off before its end (decoders fill the missing part with gray without a
+/// word, so a truncated upload would otherwise be read as a half-gray picture), and one whose
+/// coded data is too short for the size its header declares: every 8 x 8 block of the
+/// luminance needs at least one bit for its DC value in Huffman coding, baseline or
+/// progressive, so a 333-byte file cannot hold 10000 x 10000 pixels, and decoding what it
+/// claims would cost seconds and hundreds of megabytes for nothing.
+pub fn check_complete(bytes: &[u8], facts: &ImageFacts) -> Result<(), ImageError> {
+    let Some(coded) = coded_bytes(bytes) else {
+        return Err(undecodable(
             "the file ends before its end-of-image marker (a truncated upload?)",
-        ))
+        ));
+    };
+    let blocks = u64::from(facts.width.div_ceil(8)) * u64::from(facts.height.div_ceil(8));
+    if (coded as u64) * 8 < blocks {
+        return Err(undecodable(format!(
+            "{coded} bytes of coded data cannot hold the {} x {} pixels the header declares",
+            facts.width, facts.height
+        )));
     }
+    Ok(())
 }
 
 /// The whole JPEG as grayscale (no colour conversion), in strict mode.
@@ -44,47 +54,45 @@ pub fn decode_full(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageE
         .ok_or_else(|| undecodable("the decoded size does not match the header"))
 }
 
-/// Walks the JPEG's segments from the start: true when the end-of-image marker is reached.
-/// Data after it (phone makers' trailers, MPF images) does not matter; decoders fill a
-/// truncated file with gray without a word, so this is what tells a cut-off upload.
-fn reaches_its_end(bytes: &[u8]) -> bool {
+/// Walks the JPEG's segments from the start: the bytes of entropy-coded data in all its
+/// scans when the end-of-image marker is reached, `None` when the file ends first. Data after
+/// the marker (phone makers' trailers, MPF images) does not matter.
+fn coded_bytes(bytes: &[u8]) -> Option<usize> {
     let length_at = |i: usize| {
         bytes
             .get(i..i + 2)
             .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
     };
     let mut i = 2;
+    let mut coded = 0;
     loop {
         if bytes.get(i) != Some(&0xFF) {
             // Not where a marker should be: leave the verdict to the decoder.
-            return i < bytes.len();
+            return (i < bytes.len()).then_some(usize::MAX);
         }
         while bytes.get(i) == Some(&0xFF) {
             i += 1;
         }
-        let Some(&marker) = bytes.get(i) else {
-            return false;
-        };
+        let marker = *bytes.get(i)?;
         i += 1;
         match marker {
-            0xD9 => return true,
+            0xD9 => return Some(coded),
             0x01 | 0xD0..=0xD7 => {}
             _ => {
-                let Some(length) = length_at(i) else {
-                    return false;
-                };
-                i += length;
+                i += length_at(i)?;
                 if marker == 0xDA {
                     // Entropy-coded data runs to the next marker that is neither a stuffed
                     // zero nor a restart marker.
+                    let start = i;
                     loop {
                         match (bytes.get(i), bytes.get(i + 1)) {
                             (Some(0xFF), Some(0x00 | 0xD0..=0xD7)) => i += 2,
                             (Some(0xFF), Some(_)) => break,
                             (Some(_), _) => i += 1,
-                            (None, _) => return false,
+                            (None, _) => return None,
                         }
                     }
+                    coded += i - start;
                 }
             }
         }
@@ -94,6 +102,10 @@ fn reaches_its_end(bytes: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn reaches_its_end(bytes: &[u8]) -> bool {
+        coded_bytes(bytes).is_some()
+    }
 
     #[test]
     fn a_jpeg_is_complete_only_up_to_its_end_marker() {
@@ -113,5 +125,24 @@ mod tests {
             !reaches_its_end(&[0xFF, 0xD8, 0xFF, 0xE1, 0x10]),
             "cut inside a segment header"
         );
+    }
+
+    #[test]
+    fn coded_data_must_hold_a_bit_per_luminance_block() {
+        let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
+        jpeg.extend_from_slice(&[0x55; 100]);
+        jpeg.extend_from_slice(&[0xFF, 0xD9]);
+        assert_eq!(coded_bytes(&jpeg), Some(100));
+        let facts = |width, height| ImageFacts {
+            format: ImageFormat::Jpeg,
+            width,
+            height,
+            bytes: jpeg.len() as u64,
+            sha256: String::new(),
+        };
+        // 100 bytes hold 800 bits: 800 blocks, e.g. 320 x 160 pixels.
+        assert!(check_complete(&jpeg, &facts(320, 160)).is_ok());
+        assert!(check_complete(&jpeg, &facts(320, 168)).is_err());
+        assert!(check_complete(&jpeg, &facts(10_000, 10_000)).is_err());
     }
 }

@@ -3,6 +3,7 @@
 
 mod jpeg;
 mod pixels;
+mod png;
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::extract::{Extracted, Extractor};
 
+use pixels::within_limit;
 pub use pixels::{Pixels, Scaled};
 
 /// No image larger than this is decoded, whatever the validators allow.
@@ -34,6 +36,11 @@ pub enum ImageError {
     TooManyPixels { pixels: u64, limit: u64 },
     #[error("the image took longer than {0} ms to analyse")]
     Timeout(u64),
+    #[error(
+        "decoding this image needs about {needed_mib} MiB; this server decodes at most \
+         {budget_mib} MiB of pixels at once (server.decode_memory_bytes)"
+    )]
+    TooLargeToDecode { needed_mib: u32, budget_mib: u32 },
     #[error("every image worker is busy; try again shortly")]
     Busy,
 }
@@ -71,22 +78,52 @@ fn to_format(format: image::ImageFormat) -> Option<ImageFormat> {
     })
 }
 
+/// Memory the extractors use beside the decoded image, whatever its size: shrunk copies of
+/// at most a few megapixels, binarized rows, symbol grids.
+const EXTRACTION_BYTES: u64 = 32 << 20;
+
+/// A generous bound of the memory that decoding and scanning this image takes, from its
+/// header: the gray image, and what the format's decoder holds beside it.
+pub fn decode_cost(bytes: &[u8], facts: &ImageFacts) -> u64 {
+    let beside_gray = match facts.format {
+        // zune-jpeg: the luminance plane, and the coefficients of a progressive file.
+        ImageFormat::Jpeg => 2,
+        ImageFormat::Png => png::working_bytes_per_pixel(png::is_interlaced(bytes)),
+        // Decoded whole by `image`: RGBA at 8 bits (WebP, GIF, BMP) ...
+        ImageFormat::Webp | ImageFormat::Gif | ImageFormat::Bmp => 4,
+        // ... or up to 16 bits (TIFF).
+        ImageFormat::Tiff => 8,
+    };
+    facts.pixels() * (1 + beside_gray) + EXTRACTION_BYTES
+}
+
 /// Runs decoding and extraction off the async runtime: at most `workers` images at once,
-/// each within the time budget.
+/// within a memory budget for all of them together (so the bound does not grow with the core
+/// count), each within the time budget.
 pub struct Analyzer {
     permits: Arc<Semaphore>,
+    /// One permit per MiB of [`decode_cost`].
+    memory: Arc<Semaphore>,
+    memory_mib: u32,
     budget: Duration,
 }
 
+fn mib(bytes: u64) -> u32 {
+    u32::try_from(bytes.div_ceil(1 << 20)).unwrap_or(u32::MAX)
+}
+
 impl Analyzer {
-    pub fn new(workers: usize, budget: Duration) -> Self {
+    pub fn new(workers: usize, budget: Duration, memory_bytes: u64) -> Self {
         let workers = if workers == 0 {
             std::thread::available_parallelism().map_or(2, |n| n.get())
         } else {
             workers
         };
+        let memory_mib = mib(memory_bytes).max(1);
         Self {
             permits: Arc::new(Semaphore::new(workers)),
+            memory: Arc::new(Semaphore::new(memory_mib as usize)),
+            memory_mib,
             budget,
         }
     }
@@ -100,14 +137,27 @@ impl Analyzer {
     ) -> Result<Extracted, ImageError> {
         let budget_ms = self.budget.as_millis() as u64;
         let format = facts.format;
-        let permit = tokio::time::timeout(self.budget, self.permits.clone().acquire_owned())
+        within_limit(&facts, max_pixels)?;
+        let needed_mib = mib(decode_cost(&bytes, &facts));
+        if needed_mib > self.memory_mib {
+            return Err(ImageError::TooLargeToDecode {
+                needed_mib,
+                budget_mib: self.memory_mib,
+            });
+        }
+        let permits = async {
+            let memory = self.memory.clone().acquire_many_owned(needed_mib).await;
+            let worker = self.permits.clone().acquire_owned().await;
+            memory.and_then(|m| worker.map(|w| (m, w)))
+        };
+        let permits = tokio::time::timeout(self.budget, permits)
             .await
             .map_err(|_| ImageError::Busy)?
             .map_err(|_| ImageError::Busy)?;
         let job = tokio::task::spawn_blocking(move || {
-            // The permit is held until the work really ends, so a decoder that overruns its
-            // budget still counts against the pool and cannot multiply.
-            let _permit = permit;
+            // The permits are held until the work really ends, so a decoder that overruns its
+            // budget still counts against the pool and its memory, and cannot multiply.
+            let _permits = permits;
             catch_unwind(AssertUnwindSafe(|| {
                 analyze_now(&bytes, &facts, max_pixels, &extractors)
             }))

@@ -11,7 +11,7 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use image::{GrayImage, ImageReader, Limits};
 use librarian_model::{ImageFacts, ImageFormat};
 
-use super::{DECODE_PIXEL_LIMIT, ImageError, jpeg};
+use super::{DECODE_PIXEL_LIMIT, ImageError, jpeg, png};
 
 /// A grayscale copy of the image and how many of the original's pixels one of its pixels spans.
 pub struct Scaled<'p> {
@@ -34,15 +34,9 @@ impl<'a> Pixels<'a> {
         facts: &'a ImageFacts,
         max_pixels: u64,
     ) -> Result<Self, ImageError> {
-        let limit = max_pixels.min(DECODE_PIXEL_LIMIT);
-        if facts.pixels() > limit || facts.width == 0 || facts.height == 0 {
-            return Err(ImageError::TooManyPixels {
-                pixels: facts.pixels(),
-                limit,
-            });
-        }
+        within_limit(facts, max_pixels)?;
         if facts.format == ImageFormat::Jpeg {
-            jpeg::check_complete(bytes)?;
+            jpeg::check_complete(bytes, facts)?;
         }
         Ok(Self {
             bytes,
@@ -100,6 +94,18 @@ impl<'a> Pixels<'a> {
     }
 }
 
+/// Refuses an image above `max_pixels` (or the global limit), or one with no pixel at all.
+pub fn within_limit(facts: &ImageFacts, max_pixels: u64) -> Result<(), ImageError> {
+    let limit = max_pixels.min(DECODE_PIXEL_LIMIT);
+    if facts.pixels() > limit || facts.width == 0 || facts.height == 0 {
+        return Err(ImageError::TooManyPixels {
+            pixels: facts.pixels(),
+            limit,
+        });
+    }
+    Ok(())
+}
+
 fn shrink(image: &GrayImage, width: u32, height: u32) -> GrayImage {
     let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8)
         .expect("a GrayImage holds one byte per pixel");
@@ -112,8 +118,10 @@ fn shrink(image: &GrayImage, width: u32, height: u32) -> GrayImage {
 }
 
 fn decode_full(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageError> {
-    if facts.format == ImageFormat::Jpeg {
-        return jpeg::decode_full(bytes, facts);
+    match facts.format {
+        ImageFormat::Jpeg => return jpeg::decode_full(bytes, facts),
+        ImageFormat::Png => return png::decode_gray(bytes, facts),
+        _ => {}
     }
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
