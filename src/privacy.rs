@@ -1,12 +1,16 @@
 //! Removes metadata that can identify a contributor (EXIF with GPS position and camera serial,
 //! XMP, IPTC, comments, PNG text) from JPEG, PNG and WebP files without touching their pixels.
 //! The orientation tag stays, so photos still display upright; a pipeline may keep the capture
-//! time in the record.
+//! time in the record. In a JPEG, only the application segments that decoding needs are kept
+//! (JFIF, the ICC colour profile, Adobe's colour transform), and nothing after the image's end:
+//! a trailing image (MPF, motion photos) carries an EXIF of its own.
 
 use bytes::Bytes;
 use img_parts::jpeg::markers;
 use img_parts::{DynImage, ImageEXIF};
 use librarian_model::MetadataReport;
+
+use crate::imaging::jpeg_end;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -23,18 +27,53 @@ pub enum KeepMetadata {
 pub struct StripError(String);
 
 const XMP_PREFIX: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
+const EXTENDED_XMP_PREFIX: &[u8] = b"http://ns.adobe.com/xmp/extension/\0";
+const ICC_PREFIX: &[u8] = b"ICC_PROFILE\0";
+
+/// What a JPEG application segment is called in `metadata.removed`, or `None` when decoding
+/// needs it and it stays.
+fn removed_name(marker: u8, contents: &[u8]) -> Option<String> {
+    match marker {
+        markers::APP0 | markers::APP14 => None,
+        markers::APP2 if contents.starts_with(ICC_PREFIX) => None,
+        markers::APP1 if contents.starts_with(b"Exif\0\0") => Some("exif".into()),
+        markers::APP1
+            if contents.starts_with(XMP_PREFIX) || contents.starts_with(EXTENDED_XMP_PREFIX) =>
+        {
+            Some("xmp".into())
+        }
+        markers::APP2 if contents.starts_with(b"MPF\0") => Some("mpf".into()),
+        markers::APP13 => Some("iptc".into()),
+        markers::COM => Some("comment".into()),
+        markers::APP0..=markers::APP15 => Some(format!("app{}", marker - markers::APP0)),
+        _ => None,
+    }
+}
+
+/// Pushes `name` once.
+fn note(report: &mut MetadataReport, name: String) {
+    if !report.removed.contains(&name) {
+        report.removed.push(name);
+    }
+}
 
 /// The file without its identifying metadata, and what was removed and kept.
 pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataReport), StripError> {
     let mut report = MetadataReport::default();
-    let Some(mut image) =
-        DynImage::from_bytes(bytes.clone()).map_err(|e| StripError(e.to_string()))?
+    let mut source = bytes.clone();
+    if let Some(end) = jpeg_end(bytes)
+        && end < bytes.len()
+    {
+        source.truncate(end);
+        note(&mut report, "trailer".into());
+    }
+    let Some(mut image) = DynImage::from_bytes(source).map_err(|e| StripError(e.to_string()))?
     else {
         // GIF and BMP carry no EXIF; TIFF is kept as sent (documented).
         return Ok((bytes.clone(), report));
     };
     if let Some(exif) = image.exif() {
-        report.removed.push("exif".into());
+        note(&mut report, "exif".into());
         let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok();
         let field = |tag| {
             parsed
@@ -52,17 +91,18 @@ pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataRep
     }
     match &mut image {
         DynImage::Jpeg(jpeg) => {
-            let before = jpeg.segments().len();
-            jpeg.segments_mut()
-                .retain(|s| !(s.marker() == markers::APP1 && s.contents().starts_with(XMP_PREFIX)));
-            if jpeg.segments().len() != before {
-                report.removed.push("xmp".into());
-            }
-            for (marker, name) in [(markers::APP13, "iptc"), (markers::COM, "comment")] {
-                if jpeg.segment_by_marker(marker).is_some() {
-                    jpeg.remove_segments_by_marker(marker);
-                    report.removed.push(name.into());
-                }
+            let mut removed = Vec::new();
+            jpeg.segments_mut().retain(|s| {
+                // The orientation-only EXIF written above stays.
+                let ours = s.marker() == markers::APP1 && orientation_kept(s.contents());
+                let name = (!ours)
+                    .then(|| removed_name(s.marker(), s.contents()))
+                    .flatten();
+                removed.extend(name.clone());
+                name.is_none()
+            });
+            for name in removed {
+                note(&mut report, name);
             }
         }
         DynImage::Png(png) => {
@@ -83,6 +123,13 @@ pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataRep
         }
     }
     Ok((image.encoder().bytes(), report))
+}
+
+/// Whether an APP1 segment is the orientation-only EXIF this module writes.
+fn orientation_kept(contents: &[u8]) -> bool {
+    contents
+        .strip_prefix(b"Exif\0\0")
+        .is_some_and(|tiff| tiff.len() == 26 && tiff.starts_with(b"II*\0\x08\0\0\0\x01\0\x12\x01"))
 }
 
 /// A little-endian TIFF structure with one entry, the orientation.

@@ -893,3 +893,52 @@ async fn stripping_removes_the_gps_position_keeps_pixels_orientation_and_capture
         "the record describes the stored file"
     );
 }
+
+#[tokio::test]
+async fn stripping_removes_trailing_images_extended_xmp_and_other_app_segments() {
+    use img_parts::ImageEXIF;
+    use img_parts::jpeg::{Jpeg, JpegSegment, markers};
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "[pipelines.private]\nactors = [\"disk\"]\nstrip_metadata = true\n";
+    let service = service(dir.path(), extra).await;
+    let photo = || Jpeg::from_bytes(jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160)).into());
+    let mut first = photo().unwrap();
+    let where_ = b"http://ns.adobe.com/xmp/extension/\0<exif:GPSLatitude>52,31N</exif:GPSLatitude>";
+    let segments = first.segments_mut();
+    segments.insert(
+        1,
+        JpegSegment::new_with_contents(markers::APP1, where_[..].into()),
+    );
+    segments.insert(
+        1,
+        JpegSegment::new_with_contents(markers::APP4, b"GPS 52,31N"[..].into()),
+    );
+    // A second image after the first one's end, as multi-picture and motion-photo files are
+    // built, with the GPS position in its own EXIF.
+    let mut second = photo().unwrap();
+    second.set_exif(Some(exif_with_gps().into()));
+    let mut sent = first.encoder().bytes().to_vec();
+    sent.extend_from_slice(&second.encoder().bytes());
+
+    let mut res = post_json(
+        &service,
+        "/api/v1/pipelines/private/submissions",
+        &body(&sent, json!({})),
+    )
+    .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    let record = json_of(&mut res).await;
+    let mut removed: Vec<String> =
+        serde_json::from_value(record["metadata"]["removed"].clone()).unwrap();
+    removed.sort();
+    assert_eq!(removed, ["app4", "trailer", "xmp"]);
+    let id = record["id"].as_str().unwrap();
+    let stored = std::fs::read(dir.path().join("data").join(format!("{id}.jpg"))).unwrap();
+    let text = String::from_utf8_lossy(&stored);
+    assert!(
+        !text.contains("52,31N") && !text.contains("Exif"),
+        "no position anywhere"
+    );
+    assert!(exif_of(&stored).is_none());
+    assert_eq!(stored.len(), record["image"]["bytes"]);
+}

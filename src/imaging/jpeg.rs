@@ -21,7 +21,7 @@ fn undecodable(reason: impl Into<String>) -> ImageError {
 /// progressive, so a 333-byte file cannot hold 10000 x 10000 pixels, and decoding what it
 /// claims would cost seconds and hundreds of megabytes for nothing.
 pub fn check_complete(bytes: &[u8], facts: &ImageFacts) -> Result<(), ImageError> {
-    let Some(coded) = coded_bytes(bytes) else {
+    let Some((coded, _)) = walk(bytes) else {
         return Err(undecodable(
             "the file ends before its end-of-image marker (a truncated upload?)",
         ));
@@ -54,10 +54,17 @@ pub fn decode_full(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageE
         .ok_or_else(|| undecodable("the decoded size does not match the header"))
 }
 
+/// Where the primary image ends: just after its end-of-image marker. What follows (phone
+/// makers' trailers, the further images of an MPF or motion photo, each with its own EXIF) is
+/// no part of it.
+pub fn end_of_image(bytes: &[u8]) -> Option<usize> {
+    walk(bytes).map(|(_, end)| end)
+}
+
 /// Walks the JPEG's segments from the start: the bytes of entropy-coded data in all its
-/// scans when the end-of-image marker is reached, `None` when the file ends first. Data after
-/// the marker (phone makers' trailers, MPF images) does not matter.
-fn coded_bytes(bytes: &[u8]) -> Option<usize> {
+/// scans and the offset after the end-of-image marker when that marker is reached, `None` when
+/// the file ends first.
+fn walk(bytes: &[u8]) -> Option<(usize, usize)> {
     let length_at = |i: usize| {
         bytes
             .get(i..i + 2)
@@ -68,7 +75,7 @@ fn coded_bytes(bytes: &[u8]) -> Option<usize> {
     loop {
         if bytes.get(i) != Some(&0xFF) {
             // Not where a marker should be: leave the verdict to the decoder.
-            return (i < bytes.len()).then_some(usize::MAX);
+            return (i < bytes.len()).then_some((usize::MAX, bytes.len()));
         }
         while bytes.get(i) == Some(&0xFF) {
             i += 1;
@@ -76,7 +83,7 @@ fn coded_bytes(bytes: &[u8]) -> Option<usize> {
         let marker = *bytes.get(i)?;
         i += 1;
         match marker {
-            0xD9 => return Some(coded),
+            0xD9 => return Some((coded, i)),
             0x01 | 0xD0..=0xD7 => {}
             _ => {
                 i += length_at(i)?;
@@ -104,7 +111,7 @@ mod tests {
     use super::*;
 
     fn reaches_its_end(bytes: &[u8]) -> bool {
-        coded_bytes(bytes).is_some()
+        walk(bytes).is_some()
     }
 
     #[test]
@@ -116,7 +123,9 @@ mod tests {
         assert!(!reaches_its_end(&jpeg), "cut inside the scan");
         jpeg.extend_from_slice(&[0xFF, 0xD9]);
         assert!(reaches_its_end(&jpeg));
+        let end = jpeg.len();
         jpeg.extend_from_slice(b"MPF trailer");
+        assert_eq!(end_of_image(&jpeg), Some(end));
         assert!(
             reaches_its_end(&jpeg),
             "trailing data after the end marker is fine"
@@ -132,7 +141,7 @@ mod tests {
         let mut jpeg = vec![0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02];
         jpeg.extend_from_slice(&[0x55; 100]);
         jpeg.extend_from_slice(&[0xFF, 0xD9]);
-        assert_eq!(coded_bytes(&jpeg), Some(100));
+        assert_eq!(walk(&jpeg), Some((100, jpeg.len())));
         let facts = |width, height| ImageFacts {
             format: ImageFormat::Jpeg,
             width,

@@ -18,6 +18,7 @@ use tokio::sync::Semaphore;
 
 use crate::extract::{Extracted, Extractor};
 
+pub use jpeg::end_of_image as jpeg_end;
 use pixels::within_limit;
 pub use pixels::{Pixels, Scaled};
 
