@@ -2,13 +2,16 @@
 //! drives it with concurrent clients sending JSON PUTs of a base64 photo, and prints
 //! throughput, latency percentiles, status counts and the server's peak memory.
 //!
-//! `cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both]`
+//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both|bombs]`
 //!
 //! A soak is a long run: `--seconds 600` reports resident memory a fifth into the run and at
 //! its end, so that growth shows.
 //!
 //! Payloads are generated: `crop` is a 640 x 480 PNG with an EAN-13, `phone` a 4000 x 3000
-//! JPEG (12 MP) with an EAN-13 small in the frame.
+//! JPEG (12 MP) with an EAN-13 small in the frame. `bombs` sends, from `--clients` clients in
+//! turn, images that decode far larger than they are (a 16-bit RGBA PNG and a lossless WebP of
+//! 100 MP, a JPEG whose header claims 10000 x 10000), while one more client sends the `crop`
+//! photo twice a second: its latency and the server's peak memory are what count.
 
 mod support;
 
@@ -81,16 +84,70 @@ impl Outcome {
     }
 }
 
-fn drive(url: &str, body: &str, clients: usize, seconds: u64, server: u32) -> Outcome {
+/// A PNG of `side` x `side` 16-bit RGBA zeros, written row by row (it compresses to well under
+/// a megabyte).
+fn png_bomb(side: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut encoder = png::Encoder::new(&mut out, side, side);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Sixteen);
+    encoder.set_compression(png::Compression::High);
+    let mut writer = encoder.write_header().unwrap();
+    let mut stream = writer.stream_writer().unwrap();
+    let row = vec![0u8; side as usize * 8];
+    for _ in 0..side {
+        std::io::Write::write_all(&mut stream, &row).unwrap();
+    }
+    stream.finish().unwrap();
+    writer.finish().unwrap();
+    out
+}
+
+/// A lossless WebP of `side` x `side` white pixels.
+fn webp_bomb(side: u32) -> Vec<u8> {
+    let pixels = vec![255u8; side as usize * side as usize * 4];
+    let mut out = Vec::new();
+    image::codecs::webp::WebPEncoder::new_lossless(&mut out)
+        .encode(&pixels, side, side, image::ExtendedColorType::Rgba8)
+        .unwrap();
+    out
+}
+
+/// A small JPEG whose frame header is made to claim `side` x `side`.
+fn jpeg_bomb(side: u16) -> Vec<u8> {
+    let mut bytes = photo(64, 48, 40, ImageFormat::Jpeg);
+    let sof = bytes.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bytes[sof + 5..sof + 7].copy_from_slice(&side.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&side.to_be_bytes());
+    bytes
+}
+
+fn json_body(image: &[u8]) -> String {
+    format!(
+        r#"{{"image":"{}","labels":{{"class":1}}}}"#,
+        base64::engine::general_purpose::STANDARD.encode(image)
+    )
+}
+
+/// Drives the server with `clients` clients, each sending the bodies in turn, pausing
+/// `pause` after each answer.
+fn drive(
+    url: &str,
+    bodies: &[String],
+    clients: usize,
+    seconds: u64,
+    pause: Duration,
+    server: u32,
+) -> Outcome {
     let ms = Arc::new(Mutex::new(Vec::new()));
     let statuses = Arc::new(Mutex::new(BTreeMap::new()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (url, body, ms, statuses) = (
+            let (url, bodies, ms, statuses) = (
                 url.to_owned(),
-                body.to_owned(),
+                bodies.to_vec(),
                 ms.clone(),
                 statuses.clone(),
             );
@@ -100,7 +157,10 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64, server: u32) -> Ou
                     .timeout_global(Some(Duration::from_secs(60)))
                     .build()
                     .into();
-                while Instant::now() < deadline {
+                for body in bodies.iter().cycle() {
+                    if Instant::now() >= deadline {
+                        break;
+                    }
                     let sent = Instant::now();
                     let response = agent
                         .put(format!("{url}/api/v1/submissions/{}", uuid::Uuid::new_v4()))
@@ -130,7 +190,7 @@ fn drive(url: &str, body: &str, clients: usize, seconds: u64, server: u32) -> Ou
                         .unwrap()
                         .push(sent.elapsed().as_secs_f64() * 1000.0);
                     // A well-behaved client waits as told before its next try.
-                    std::thread::sleep(wait);
+                    std::thread::sleep(wait.max(pause));
                     *statuses.lock().unwrap().entry(status).or_insert(0) += 1;
                 }
             })
@@ -168,7 +228,7 @@ fn main() {
         .parse()
         .expect("--seconds is a number");
     let which = arg("--payload", "both");
-    let binary = std::env::var("LIBRARIAN_BIN").unwrap_or_else(|_| {
+    let binary = std::env::var("BENCH_LIBRARIAN_BIN").unwrap_or_else(|_| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         format!("{target}/release/librarian")
     });
@@ -193,6 +253,25 @@ fn main() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    if which == "bombs" {
+        bombs(&url, clients, seconds, server.id());
+    } else {
+        photos(&url, &which, clients, seconds, server.id());
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}
+
+fn statuses_of(outcome: &Outcome) -> String {
+    let statuses: Vec<String> = outcome
+        .statuses
+        .iter()
+        .map(|(s, n)| format!("{s}: {n}"))
+        .collect();
+    statuses.join(", ")
+}
+
+fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32) {
     let payloads = [
         ("crop", photo(640, 480, 300, ImageFormat::Png)),
         ("phone", photo(4000, 3000, 600, ImageFormat::Jpeg)),
@@ -205,17 +284,9 @@ fn main() {
         .iter()
         .filter(|(n, _)| which == "both" || which == *n)
     {
-        let body = format!(
-            r#"{{"image":"{}","labels":{{"class":1}}}}"#,
-            base64::engine::general_purpose::STANDARD.encode(bytes)
-        );
-        let outcome = drive(&url, &body, clients, seconds, server.id());
+        let body = [json_body(bytes)];
+        let outcome = drive(url, &body, clients, seconds, Duration::ZERO, server);
         let (warm, end) = outcome.rss_warm_and_end();
-        let statuses: Vec<String> = outcome
-            .statuses
-            .iter()
-            .map(|(s, n)| format!("{s}: {n}"))
-            .collect();
         println!(
             "| {name} | {} | {clients} | {seconds} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {warm:.0} / {end:.0} |",
             bytes.len(),
@@ -224,10 +295,51 @@ fn main() {
             percentile(&outcome.ms, 0.5),
             percentile(&outcome.ms, 0.9),
             percentile(&outcome.ms, 0.99),
-            statuses.join(", "),
-            memory_mib(server.id(), "VmHWM:")
+            statuses_of(&outcome),
+            memory_mib(server, "VmHWM:")
         );
     }
-    let _ = server.kill();
-    let _ = server.wait();
+}
+
+fn bombs(url: &str, clients: usize, seconds: u64, server: u32) {
+    let bombs = [
+        ("png 16-bit RGBA 10000 x 10000", png_bomb(10_000)),
+        ("webp lossless 10000 x 10000", webp_bomb(10_000)),
+        ("jpeg claiming 10000 x 10000", jpeg_bomb(10_000)),
+    ];
+    for (name, bytes) in &bombs {
+        println!("- {name}: {} bytes", bytes.len());
+    }
+    let bodies: Vec<String> = bombs.iter().map(|(_, b)| json_body(b)).collect();
+    let normal = [json_body(&photo(640, 480, 300, ImageFormat::Png))];
+    let (url_bombs, url_normal) = (url.to_owned(), url.to_owned());
+    let attack = std::thread::spawn(move || {
+        drive(
+            &url_bombs,
+            &bodies,
+            clients,
+            seconds,
+            Duration::ZERO,
+            server,
+        )
+    });
+    let meanwhile = std::thread::spawn(move || {
+        let pause = Duration::from_millis(500);
+        drive(&url_normal, &normal, 1, seconds, pause, server)
+    });
+    let (attack, meanwhile) = (attack.join().unwrap(), meanwhile.join().unwrap());
+    println!();
+    println!(
+        "| clients sending bombs | seconds | bomb answers | normal submissions | normal p50 ms | normal p99 ms | normal max ms | server peak RSS MiB |"
+    );
+    println!("| ---: | ---: | --- | --- | ---: | ---: | ---: | ---: |");
+    println!(
+        "| {clients} | {seconds} | {} | {} | {:.0} | {:.0} | {:.0} | {:.0} |",
+        statuses_of(&attack),
+        statuses_of(&meanwhile),
+        percentile(&meanwhile.ms, 0.5),
+        percentile(&meanwhile.ms, 0.99),
+        meanwhile.ms.last().copied().unwrap_or(0.0),
+        memory_mib(server, "VmHWM:")
+    );
 }

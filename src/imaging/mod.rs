@@ -100,9 +100,12 @@ pub fn decode_cost(bytes: &[u8], facts: &ImageFacts) -> u64 {
 
 /// Runs decoding and extraction off the async runtime: at most `workers` images at once,
 /// within a memory budget for all of them together (so the bound does not grow with the core
-/// count), each within the time budget.
+/// count), each within the time budget. Large images (over a quarter of the memory budget)
+/// take one worker fewer than there are, so a stream of them cannot make an ordinary photo
+/// wait seconds for a worker.
 pub struct Analyzer {
     permits: Arc<Semaphore>,
+    large: Arc<Semaphore>,
     /// One permit per MiB of [`decode_cost`].
     memory: Arc<Semaphore>,
     memory_mib: u32,
@@ -123,6 +126,7 @@ impl Analyzer {
         let memory_mib = mib(memory_bytes).max(1);
         Self {
             permits: Arc::new(Semaphore::new(workers)),
+            large: Arc::new(Semaphore::new(workers.saturating_sub(1).max(1))),
             memory: Arc::new(Semaphore::new(memory_mib as usize)),
             memory_mib,
             budget,
@@ -146,10 +150,16 @@ impl Analyzer {
                 budget_mib: self.memory_mib,
             });
         }
+        let large = needed_mib > self.memory_mib / 4;
         let permits = async {
-            let memory = self.memory.clone().acquire_many_owned(needed_mib).await;
-            let worker = self.permits.clone().acquire_owned().await;
-            memory.and_then(|m| worker.map(|w| (m, w)))
+            // A large image waits for its lane before it holds memory others could use.
+            let lane = match large {
+                true => Some(self.large.clone().acquire_owned().await?),
+                false => None,
+            };
+            let memory = self.memory.clone().acquire_many_owned(needed_mib).await?;
+            let worker = self.permits.clone().acquire_owned().await?;
+            Ok::<_, tokio::sync::AcquireError>((lane, memory, worker))
         };
         let permits = tokio::time::timeout(self.budget, permits)
             .await
