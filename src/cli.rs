@@ -209,14 +209,9 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         let acceptor = salvo::conn::TcpListener::new(bind.clone()).try_bind().await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
         tracing::info!(%bind, pipelines = ?app.pipelines.keys().collect::<Vec<_>>(), "Librarian is serving");
         let grace = Duration::from_millis(app.loaded.config.server.shutdown_timeout_ms);
-        let server = salvo::Server::new(acceptor);
-        let handle = server.handle();
-        tokio::spawn(async move {
-            stop_signal().await;
-            tracing::info!(grace_ms = grace.as_millis() as u64, "stopping: no new connections, finishing submissions in flight");
-            handle.stop_graceful(grace);
-        });
-        server.serve(crate::http::service(Arc::new(app))).await;
+        let lifecycle = Arc::new(crate::http::Lifecycle::default());
+        let service = crate::http::service_with(Arc::new(app), lifecycle.clone());
+        crate::http::serve_until(acceptor, service, lifecycle, grace, stop_signal()).await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -363,6 +363,31 @@ fn the_example_configs_are_valid() {
     assert_eq!(effective["validators"]["has_code"]["formats"][1], "UPC_A");
 }
 
+/// Sends a GET for `path` on an open keep-alive connection and reads one answer: its head
+/// (returned, lowercased) and its body.
+fn get_on(stream: &mut std::net::TcpStream, address: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let request = format!("GET {path} HTTP/1.1\r\nhost: {address}\r\n\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut byte = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+        answer.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&answer).to_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    head
+}
+
 #[test]
 fn sigterm_lets_a_submission_in_flight_finish_then_exits_0() {
     use std::io::{Read, Write};
@@ -382,6 +407,8 @@ fn sigterm_lets_a_submission_in_flight_finish_then_exits_0() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+    let mut kept_alive = std::net::TcpStream::connect(&address).unwrap();
+    assert!(get_on(&mut kept_alive, &address, "/healthz").starts_with("http/1.1 200"));
     let image = png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160));
     let id = uuid::Uuid::new_v4();
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
@@ -402,6 +429,15 @@ fn sigterm_lets_a_submission_in_flight_finish_then_exits_0() {
     assert!(
         child.try_wait().unwrap().is_none(),
         "still running while a submission is in flight"
+    );
+    assert!(
+        std::net::TcpStream::connect(&address).is_err(),
+        "a new connection is refused at once"
+    );
+    let answer = get_on(&mut kept_alive, &address, "/healthz");
+    assert!(
+        answer.starts_with("http/1.1 200") && answer.contains("connection: close"),
+        "a request on an open connection is answered, and the client asked to close: {answer}"
     );
     stream.write_all(&image[half..]).unwrap();
     let mut answer = String::new();

@@ -3,6 +3,7 @@
 mod guard;
 mod headers;
 mod intake;
+mod lifecycle;
 mod problem;
 mod routes;
 
@@ -16,6 +17,7 @@ use salvo::http::header::{CONTENT_TYPE, HeaderValue};
 use salvo::prelude::*;
 
 pub use guard::bearer;
+pub use lifecycle::{Lifecycle, serve_until};
 pub use problem::Problem;
 
 use crate::app::App;
@@ -155,9 +157,15 @@ fn cors(origins: &[String]) -> Cors {
 /// The whole service: routes, CORS on every route (preflight included) and problem+json for
 /// statuses raised outside the handlers.
 pub fn service(app: Arc<App>) -> Service {
+    service_with(app, Arc::default())
+}
+
+/// The service, its requests tracked by `lifecycle` so that a stop can drain them.
+pub fn service_with(app: Arc<App>, lifecycle: Arc<Lifecycle>) -> Service {
     let cors = cors(&app.loaded.config.server.cors_origins).into_handler();
     let access_log = guard::AccessLog(app.metrics.clone());
     Service::new(router(app))
+        .hoop(lifecycle::Track(lifecycle))
         .hoop(access_log)
         .hoop(headers::SecurityHeaders)
         .hoop(cors)
