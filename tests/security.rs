@@ -137,6 +137,21 @@ async fn a_secret_pipeline_beside_an_open_one(dir: &Path) -> (Service, String, U
 }
 
 #[tokio::test]
+async fn a_secret_record_in_a_shared_actor_is_not_read_without_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let (service, token, id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
+    for path in [
+        format!("/api/v1/submissions/{id}"),
+        format!("/api/v1/submissions/{id}/image"),
+    ] {
+        let mut res = send(&service, TestClient::get(url(&path)), None).await;
+        problem(&mut res, 404, "record.not_found").await;
+        let res = send(&service, TestClient::get(url(&path)), Some(&token)).await;
+        assert_eq!(status(&res), 200, "{path} with the token");
+    }
+}
+
+#[tokio::test]
 async fn history_lists_only_pipelines_the_caller_may_read() {
     let dir = tempfile::tempdir().unwrap();
     let (service, token, id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
@@ -505,13 +520,37 @@ async fn stalled_uploads_hold_no_submission_slot_and_are_cut_off() {
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    let mut cut = String::new();
     let mut first = stalled.remove(0);
     let mut bytes = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), first.read_to_end(&mut bytes)).await;
-    cut.push_str(&String::from_utf8_lossy(&bytes));
+    let cut = String::from_utf8_lossy(&bytes);
     assert!(cut.starts_with("HTTP/1.1 408"), "{cut}");
     assert!(cut.contains("body.too_slow"), "{cut}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trickling_upload_is_cut_off_like_a_stalled_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = listening(dir.path(), "[server]\nbody_timeout_ms = 1500\n").await;
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let head = "POST /api/v1/submissions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    // One byte every 500 ms: each earns a quarter of a millisecond at 4096 bytes/s.
+    for _ in 0..5 {
+        if stream.write_all(b" ").await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let mut bytes = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut bytes)).await;
+    let cut = String::from_utf8_lossy(&bytes);
+    assert!(cut.starts_with("HTTP/1.1 408"), "{cut}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "cut off near the deadline"
+    );
 }
 
 #[tokio::test]
