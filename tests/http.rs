@@ -169,6 +169,65 @@ async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
 }
 
 #[tokio::test]
+async fn query_labels_keep_every_digit_without_a_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let query = "gtin=0012345678905&big=99999999999999999999&exp=1e5&class=3&ratio=2.5&ok=true";
+    let mut res = TestClient::post(url(&format!("/api/v1/submissions?{query}")))
+        .add_header(CONTENT_TYPE, "image/png", true)
+        .body(ean_png())
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    let labels = json_of(&mut res).await["labels"].clone();
+    assert_eq!(
+        labels,
+        json!({"gtin": "0012345678905", "big": "99999999999999999999", "exp": "1e5",
+               "class": 3, "ratio": 2.5, "ok": true})
+    );
+}
+
+#[tokio::test]
+async fn a_form_field_takes_the_type_the_schema_gives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = r#"
+[pipelines.products]
+validators = ["labels"]
+actors = ["disk"]
+
+[validators.labels]
+kind = "json-schema"
+schema = { type = "object", required = ["gtin"], properties = { gtin = { type = "string" }, count = { type = "integer" } } }
+"#;
+    let service = service(dir.path(), extra).await;
+    let boundary = "XlibrarianX";
+    let mut form = Vec::new();
+    form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+    form.extend_from_slice(&ean_png());
+    for (name, value) in [("gtin", "8413000065504"), ("count", "2")] {
+        form.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut res = TestClient::post(url("/api/v1/pipelines/products/submissions"))
+        .add_header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+            true,
+        )
+        .body(form)
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    let labels = json_of(&mut res).await["labels"].clone();
+    assert_eq!(labels, json!({"gtin": "8413000065504", "count": 2}));
+}
+
+#[tokio::test]
 async fn malformed_input_is_a_400_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;

@@ -84,21 +84,46 @@ pub fn decode_image_text(text: &str) -> Result<Bytes, InputError> {
         .map_err(|e| InputError::BadBase64(e.to_string()))
 }
 
-/// A query or form value typed as the original DataLibrarian did: number, bool, or string.
-pub fn typed_value(text: &str) -> Value {
-    if let Ok(n) = text.parse::<i64>() {
-        return n.into();
+/// A query or form value as a label. With a schema for the label, it takes the type the schema
+/// gives it (a string stays a string, digits and leading zeros and all). Without one, it
+/// becomes a number only when the number's canonical text is exactly the text sent (so `007`,
+/// `1e5` and 20-digit codes stay strings: nothing sent is lost), and `true`/`false` booleans.
+pub fn typed_value(text: &str, schema: Option<&Value>) -> Value {
+    let types: Vec<&str> = match schema.map(|s| &s["type"]) {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    if types.contains(&"string") {
+        return text.into();
     }
-    if let Ok(x) = text.parse::<f64>()
-        && x.is_finite()
-    {
-        return x.into();
+    let wants = |kind| types.is_empty() || types.contains(&kind);
+    if wants("integer") || wants("number") {
+        if let Ok(n) = text.parse::<i64>()
+            && (n.to_string() == text || !types.is_empty())
+        {
+            return n.into();
+        }
+        if let Ok(x) = text.parse::<f64>()
+            && x.is_finite()
+        {
+            let value = Value::from(x);
+            let canonical = value.to_string();
+            if types.contains(&"number") || canonical == text {
+                return value;
+            }
+        }
     }
     match text {
-        "true" => true.into(),
-        "false" => false.into(),
+        "true" if wants("boolean") => true.into(),
+        "false" if wants("boolean") => false.into(),
         _ => text.into(),
     }
+}
+
+/// The schema of the top-level label `name`, when the labels' schema says.
+fn property<'a>(schema: Option<&'a Value>, name: &str) -> Option<&'a Value> {
+    schema?.get("properties")?.get(name)
 }
 
 fn labels_from_text(text: &str) -> Result<Labels, InputError> {
@@ -168,6 +193,8 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, InputEr
 pub struct Fields<'a> {
     pub image: &'a str,
     pub labels: &'a str,
+    /// The labels' JSON Schema, which types labels sent as text.
+    pub schema: Option<&'a Value>,
 }
 
 pub async fn read_submission(
@@ -178,7 +205,7 @@ pub async fn read_submission(
     let mut labels: Labels = req
         .queries()
         .iter()
-        .map(|(k, v)| (k.clone(), typed_value(v)))
+        .map(|(k, v)| (k.clone(), typed_value(v, property(fields.schema, k))))
         .collect();
     let content_type = req.content_type();
     let essence = content_type
@@ -259,7 +286,8 @@ async fn read_multipart(
             && name != fields.labels
             && let Some(value) = values.last()
         {
-            labels.insert(name.clone(), typed_value(value));
+            let schema = property(fields.schema, name);
+            labels.insert(name.clone(), typed_value(value, schema));
         }
     }
     let labels_text = match form.files.get(fields.labels) {
@@ -279,6 +307,7 @@ async fn read_multipart(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn decodes_plain_base64_data_urls_and_url_safe_text() {
@@ -300,11 +329,46 @@ mod tests {
     }
 
     #[test]
-    fn query_values_are_typed() {
-        assert_eq!(typed_value("3"), Value::from(3));
-        assert_eq!(typed_value("2.5"), Value::from(2.5));
-        assert_eq!(typed_value("true"), Value::from(true));
-        assert_eq!(typed_value("a.jpg"), Value::from("a.jpg"));
-        assert_eq!(typed_value("NaN"), Value::from("NaN"));
+    fn without_a_schema_only_canonical_numbers_become_numbers() {
+        assert_eq!(typed_value("3", None), Value::from(3));
+        assert_eq!(typed_value("-12", None), Value::from(-12));
+        assert_eq!(typed_value("2.5", None), Value::from(2.5));
+        assert_eq!(typed_value("true", None), Value::from(true));
+        for kept in [
+            "a.jpg",
+            "NaN",
+            "007",
+            "0012345678905",
+            "99999999999999999999",
+            "1e5",
+            "2.50",
+            "+3",
+            "-0",
+            "True",
+        ] {
+            assert_eq!(typed_value(kept, None), Value::from(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn with_a_schema_a_label_takes_its_propertys_type() {
+        let string = json!({"type": "string"});
+        assert_eq!(
+            typed_value("8413000065504", Some(&string)),
+            Value::from("8413000065504")
+        );
+        assert_eq!(typed_value("true", Some(&string)), Value::from("true"));
+        let integer = json!({"type": "integer"});
+        assert_eq!(typed_value("007", Some(&integer)), Value::from(7));
+        assert_eq!(
+            typed_value("seven", Some(&integer)),
+            Value::from("seven"),
+            "left for the schema to refuse"
+        );
+        let number = json!({"type": ["number", "null"]});
+        assert_eq!(typed_value("1e5", Some(&number)), Value::from(100000.0));
+        let boolean = json!({"type": "boolean"});
+        assert_eq!(typed_value("1", Some(&boolean)), Value::from("1"));
+        assert_eq!(typed_value("false", Some(&boolean)), Value::from(false));
     }
 }

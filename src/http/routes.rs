@@ -128,6 +128,7 @@ async fn accept(
     let fields = Fields {
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
+        schema: pipeline.label_schema(),
     };
     let started = Instant::now();
     receive_body(app, req).await?;
@@ -396,6 +397,7 @@ async fn scan_inputs(
     let fields = Fields {
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
+        schema: pipeline.label_schema(),
     };
     Ok(vec![read_submission(req, &fields, limit).await?.image])
 }

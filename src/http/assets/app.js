@@ -94,8 +94,11 @@ function addPair() {
   rows.append(row);
 }
 
+// A number only when its canonical text is exactly what was typed, as the server types query
+// labels: `007`, `1e5` and long codes stay strings, so no digit is lost.
 function typed(text) {
-  if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
+  const n = Number(text);
+  if (text !== '' && Number.isFinite(n) && String(n) === text) return n;
   if (text === 'true' || text === 'false') return text === 'true';
   return text;
 }
