@@ -62,6 +62,10 @@ pub struct ServerConfig {
     /// queueing without bound. 0 means four per CPU core.
     #[serde(default)]
     pub max_in_flight: usize,
+    /// The largest labels object of a submission, as JSON bytes; larger ones get 413. Labels
+    /// also nest at most 32 levels deep (422).
+    #[serde(default = "default_max_label_bytes")]
+    pub max_label_bytes: usize,
     /// Uploads being received at once (bodies still arriving); more get 503 at once. 0 means
     /// sixteen per CPU core. A stalled upload holds one of these, never a submission slot.
     #[serde(default)]
@@ -97,6 +101,9 @@ fn default_cors_origins() -> Vec<String> {
 fn default_image_time_budget_ms() -> u64 {
     10_000
 }
+fn default_max_label_bytes() -> usize {
+    64 * 1024
+}
 fn default_body_timeout_ms() -> u64 {
     20_000
 }
@@ -122,6 +129,7 @@ impl Default for ServerConfig {
             image_workers: 0,
             image_time_budget_ms: default_image_time_budget_ms(),
             max_in_flight: 0,
+            max_label_bytes: default_max_label_bytes(),
             max_uploads: 0,
             body_timeout_ms: default_body_timeout_ms(),
             min_body_rate: default_min_body_rate(),

@@ -227,6 +227,80 @@ schema = { type = "object", required = ["gtin"], properties = { gtin = { type = 
     assert_eq!(labels, json!({"gtin": "8413000065504", "count": 2}));
 }
 
+/// Labels `levels` objects deep, the labels object itself counted.
+fn nested_labels(levels: usize) -> Value {
+    let mut value = json!(1);
+    for _ in 0..levels {
+        value = json!({ "a": value });
+    }
+    value
+}
+
+#[tokio::test]
+async fn labels_that_could_not_be_read_back_are_refused_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let deep = nested_labels(127).to_string();
+    let mut as_string = post_json(
+        &service,
+        "/api/v1/submissions",
+        &json!({"image": STANDARD.encode(ean_png()), "labels": deep}),
+    )
+    .await;
+    problem(&mut as_string, 422, "labels.too_deep").await;
+    let boundary = "XlibrarianX";
+    let mut form = Vec::new();
+    form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
+    form.extend_from_slice(&ean_png());
+    form.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"labels\"\r\n\r\n{deep}\r\n--{boundary}--\r\n").as_bytes());
+    let mut as_part = TestClient::post(url("/api/v1/submissions"))
+        .add_header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+            true,
+        )
+        .body(form)
+        .send(&service)
+        .await;
+    problem(&mut as_part, 422, "labels.too_deep").await;
+    assert!(files(&dir.path().join("data")).is_empty(), "nothing stored");
+
+    let mut deepest = post_json(
+        &service,
+        "/api/v1/submissions",
+        &body(&ean_png(), nested_labels(32)),
+    )
+    .await;
+    assert_eq!(deepest.status_code, Some(StatusCode::CREATED));
+    let id = json_of(&mut deepest).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let read = TestClient::get(url(&format!("/api/v1/submissions/{id}")))
+        .send(&service)
+        .await;
+    assert_eq!(read.status_code, Some(StatusCode::OK), "a 201 reads back");
+}
+
+#[tokio::test]
+async fn labels_over_max_label_bytes_are_a_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "[server]\nmax_label_bytes = 1000\n").await;
+    let labels = json!({"note": "x".repeat(2000)});
+    let mut res = post_json(&service, "/api/v1/submissions", &body(&ean_png(), labels)).await;
+    problem(&mut res, 413, "labels.too_large").await;
+    let mut query = TestClient::post(url(&format!(
+        "/api/v1/submissions?note={}",
+        "y".repeat(2000)
+    )))
+    .add_header(CONTENT_TYPE, "image/png", true)
+    .body(ean_png())
+    .send(&service)
+    .await;
+    problem(&mut query, 413, "labels.too_large").await;
+    assert!(files(&dir.path().join("data")).is_empty());
+}
+
 #[tokio::test]
 async fn malformed_input_is_a_400_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,6 +35,10 @@ pub enum InputError {
     LabelsNotObject,
     #[error("the labels are not valid JSON: {0}")]
     MalformedLabels(String),
+    #[error("the labels nest deeper than {MAX_LABEL_DEPTH} levels")]
+    LabelsTooDeep,
+    #[error("the labels take {bytes} bytes as JSON; this server keeps at most {limit}")]
+    LabelsTooLarge { bytes: usize, limit: usize },
     #[error("`{0}` is not a UUID")]
     BadId(String),
     #[error("the body is larger than {0} bytes, the limit of this server")]
@@ -121,6 +125,34 @@ pub fn typed_value(text: &str, schema: Option<&Value>) -> Value {
     }
 }
 
+/// How deep labels may nest, counting the labels object itself. Far below the 128 levels at
+/// which the JSON readers of every store stop, with the record around the labels: a record
+/// answered 201 must read back.
+pub const MAX_LABEL_DEPTH: usize = 32;
+
+fn depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The same limits for labels from every input path: depth and size.
+fn check_labels(labels: &Labels, max_bytes: usize) -> Result<(), InputError> {
+    if 1 + labels.values().map(depth).max().unwrap_or(0) > MAX_LABEL_DEPTH {
+        return Err(InputError::LabelsTooDeep);
+    }
+    let bytes = serde_json::to_vec(labels).map_or(usize::MAX, |json| json.len());
+    if bytes > max_bytes {
+        return Err(InputError::LabelsTooLarge {
+            bytes,
+            limit: max_bytes,
+        });
+    }
+    Ok(())
+}
+
 /// The schema of the top-level label `name`, when the labels' schema says.
 fn property<'a>(schema: Option<&'a Value>, name: &str) -> Option<&'a Value> {
     schema?.get("properties")?.get(name)
@@ -193,6 +225,8 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, InputEr
 pub struct Fields<'a> {
     pub image: &'a str,
     pub labels: &'a str,
+    /// The largest labels object kept, as JSON bytes (`server.max_label_bytes`).
+    pub max_label_bytes: usize,
     /// The labels' JSON Schema, which types labels sent as text.
     pub schema: Option<&'a Value>,
 }
@@ -230,6 +264,7 @@ pub async fn read_submission(
     if image.is_empty() {
         return Err(InputError::MissingImage(fields.image.to_owned()));
     }
+    check_labels(&labels, fields.max_label_bytes)?;
     Ok(Submission { image, labels })
 }
 
@@ -325,6 +360,27 @@ mod tests {
         assert!(matches!(
             decode_image_text("not base64!"),
             Err(InputError::BadBase64(_))
+        ));
+    }
+
+    #[test]
+    fn labels_are_limited_in_depth_and_size() {
+        let nested = |levels: usize| {
+            let mut value = json!(1);
+            for _ in 0..levels {
+                value = json!({ "a": value });
+            }
+            value.as_object().unwrap().clone()
+        };
+        assert!(check_labels(&nested(MAX_LABEL_DEPTH), 1 << 20).is_ok());
+        assert!(matches!(
+            check_labels(&nested(MAX_LABEL_DEPTH + 1), 1 << 20),
+            Err(InputError::LabelsTooDeep)
+        ));
+        let long = json!({ "note": "x".repeat(100) });
+        assert!(matches!(
+            check_labels(long.as_object().unwrap(), 64),
+            Err(InputError::LabelsTooLarge { limit: 64, .. })
         ));
     }
 

@@ -137,6 +137,10 @@ impl From<InputError> for Problem {
             InputError::MissingImage(_) => (StatusCode::BAD_REQUEST, "image.missing"),
             InputError::LabelsNotObject => (StatusCode::BAD_REQUEST, "labels.not_object"),
             InputError::MalformedLabels(_) => (StatusCode::BAD_REQUEST, "labels.malformed_json"),
+            InputError::LabelsTooDeep => (StatusCode::UNPROCESSABLE_ENTITY, "labels.too_deep"),
+            InputError::LabelsTooLarge { .. } => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "labels.too_large")
+            }
             InputError::BadId(_) => (StatusCode::BAD_REQUEST, "id.invalid"),
             InputError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body.too_large"),
             InputError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "body.too_slow"),

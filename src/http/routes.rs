@@ -129,6 +129,7 @@ async fn accept(
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
         schema: pipeline.label_schema(),
+        max_label_bytes: app.loaded.config.server.max_label_bytes,
     };
     let started = Instant::now();
     receive_body(app, req).await?;
@@ -398,6 +399,8 @@ async fn scan_inputs(
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
         schema: pipeline.label_schema(),
+        // A scan keeps no labels: only the body's limit applies.
+        max_label_bytes: limit,
     };
     Ok(vec![read_submission(req, &fields, limit).await?.image])
 }
