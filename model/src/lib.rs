@@ -139,9 +139,36 @@ pub struct MetadataReport {
 }
 
 impl Record {
-    /// Two submissions are the same when their image bytes and labels are equal.
+    /// Two submissions are the same when their image bytes and labels are equal, numbers
+    /// compared as numbers (`1` and `1.0` are one value in JSON).
     pub fn same_content(&self, sha256: &str, labels: &Labels) -> bool {
-        self.image.sha256 == sha256 && &self.labels == labels
+        self.image.sha256 == sha256
+            && self.labels.len() == labels.len()
+            && self
+                .labels
+                .iter()
+                .all(|(k, v)| labels.get(k).is_some_and(|w| same_value(v, w)))
+    }
+}
+
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => {
+            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y), ..) => x == y,
+                (.., Some(x), Some(y)) => x == y,
+                _ => x.as_f64() == y.as_f64(),
+            }
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+        }
+        _ => a == b,
     }
 }
 
@@ -262,6 +289,36 @@ pub fn upca_to_upce(upca: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn numbers_equal_as_json_values_are_the_same_labels() {
+        let labels = |v: Value| v.as_object().unwrap().clone();
+        let stored = labels(serde_json::json!({"class": 1, "box": [0.5, 2], "n": {"k": -3}}));
+        let record = Record {
+            id: Uuid::nil(),
+            pipeline: "default".into(),
+            received_at: DateTime::<Utc>::MIN_UTC,
+            labels: stored,
+            image: ImageFacts {
+                format: ImageFormat::Png,
+                width: 1,
+                height: 1,
+                bytes: 1,
+                sha256: "s".into(),
+            },
+            barcodes: vec![],
+            metadata: None,
+            duplicate_of: None,
+            stored: vec![],
+        };
+        let same = labels(serde_json::json!({"class": 1.0, "box": [0.5, 2.0], "n": {"k": -3.0}}));
+        assert!(record.same_content("s", &same));
+        let other = labels(serde_json::json!({"class": 1.5, "box": [0.5, 2], "n": {"k": -3}}));
+        assert!(!record.same_content("s", &other));
+        let more = labels(serde_json::json!({"class": 1, "box": [0.5, 2], "n": {"k": -3}, "x": 1}));
+        assert!(!record.same_content("s", &more));
+        assert!(!record.same_content("t", &same), "other image bytes");
+    }
 
     fn code(format: &str, text: &str) -> Barcode {
         Barcode {
