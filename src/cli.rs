@@ -143,7 +143,9 @@ struct SubmitArgs {
 }
 
 pub fn main() -> ExitCode {
-    let _ = dotenvy::dotenv();
+    // The working directory's .env only, as documented: dotenvy::dotenv() also searches the
+    // parent folders, and a stray .env above the project would configure the service.
+    let _ = dotenvy::from_path(".env");
     let cli = Cli::parse();
     let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
@@ -182,7 +184,12 @@ fn init_logging(args: &ServeArgs) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Logs are diagnostics: standard error, coloured only on a terminal (never escape codes
+    // in a file or a log collector).
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     match args.log_format {
         LogFormat::Pretty => builder.init(),
         LogFormat::Json => builder.json().init(),

@@ -558,3 +558,65 @@ fn an_upload_refused_before_its_end_is_read_through_so_the_client_gets_the_answe
         "{refused}"
     );
 }
+
+#[test]
+fn a_dotenv_is_read_from_the_working_directory_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let child = dir.path().join("child");
+    std::fs::create_dir(&child).unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "LIBRARIAN_SERVER__MAX_BODY_BYTES=1234\n",
+    )
+    .unwrap();
+    let effective = |at: &Path| -> Value {
+        let output = run(at, &["config", "check"], &[]);
+        assert!(output.status.success(), "{}", stderr(&output));
+        serde_json::from_str(&stdout(&output)).unwrap()
+    };
+    assert_eq!(effective(dir.path())["server"]["max_body_bytes"], 1234);
+    assert_eq!(
+        effective(&child)["server"]["max_body_bytes"],
+        26_214_400,
+        "the parent folder's .env is not read"
+    );
+}
+
+#[test]
+fn the_server_logs_to_stderr_without_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let out = std::fs::File::create(dir.path().join("out")).unwrap();
+    let err = std::fs::File::create(dir.path().join("err")).unwrap();
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["serve", "--bind", &address])
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap();
+    let server = Server(child);
+    let started = Instant::now();
+    while ureq::get(format!("http://{address}/healthz"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server starts"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    drop(server);
+    let logged = std::fs::read_to_string(dir.path().join("err")).unwrap();
+    assert!(logged.contains("Librarian is serving"), "{logged}");
+    assert!(
+        logged.contains("/healthz"),
+        "the request is logged: {logged}"
+    );
+    assert!(
+        !logged.contains('\u{1b}'),
+        "no escape codes in a file: {logged:?}"
+    );
+    assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "");
+}
