@@ -302,6 +302,31 @@ async fn labels_over_max_label_bytes_are_a_413() {
 }
 
 #[tokio::test]
+async fn a_pipelines_records_are_listed_under_its_own_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "[pipelines.other]\nactors = [\"disk\"]\n").await;
+    for path in ["/api/v1/submissions", "/api/v1/pipelines/other/submissions"] {
+        let res = post_json(&service, path, &body(&ean_png(), json!({}))).await;
+        assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    }
+    let mut res = TestClient::get(url("/api/v1/pipelines/other/submissions?limit=1"))
+        .send(&service)
+        .await;
+    let page = json_of(&mut res).await;
+    assert_eq!(page["records"].as_array().unwrap().len(), 1);
+    assert_eq!(page["records"][0]["pipeline"], "other");
+    let next = page["next"].as_str().unwrap();
+    assert!(
+        next.starts_with("/api/v1/pipelines/other/submissions?limit=1&before="),
+        "{next}"
+    );
+    let mut missing = TestClient::get(url("/api/v1/pipelines/nope/submissions"))
+        .send(&service)
+        .await;
+    problem(&mut missing, 404, "pipeline.not_found").await;
+}
+
+#[tokio::test]
 async fn malformed_input_is_a_400_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
     let service = service(dir.path(), "").await;
@@ -825,9 +850,13 @@ async fn metrics_count_a_known_mix_of_submissions() {
             .unwrap()
             .to_str()
             .unwrap()
-            .starts_with("text/plain")
+            .starts_with("application/openmetrics-text; version=1.0.0")
     );
     let text = res.take_string().await.unwrap();
+    assert!(
+        text.trim_end().ends_with("# EOF"),
+        "the body is OpenMetrics, as the type says"
+    );
     for line in [
         r#"librarian_submissions_total{pipeline="default",outcome="stored",code=""} 2"#,
         r#"librarian_submissions_total{pipeline="default",outcome="replayed",code=""} 1"#,

@@ -97,6 +97,7 @@ fn router(app: Arc<App>) -> Router {
                 .push(get_or_head(routes::get_pipeline))
                 .push(
                     Router::with_path("submissions")
+                        .push(get_or_head(routes::history))
                         .post(routes::submit)
                         .put(routes::submit)
                         .push(Router::with_path("{id}").put(routes::submit)),

@@ -145,7 +145,9 @@ pub async fn metrics(depot: &mut Depot, res: &mut Response) {
     let in_flight = app.in_flight_cap - app.in_flight.available_permits();
     res.headers_mut().insert(
         CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        // prometheus-client writes OpenMetrics text (with `# EOF`); the type must say so, or a
+        // 0.0.4 parser reads the counters as untyped.
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     res.body(app.metrics.render(in_flight));
 }
@@ -258,7 +260,11 @@ pub async fn history(
     res: &mut Response,
 ) -> Result<(), Problem> {
     let app = app(depot);
-    let only = named_pipeline(&app, req)?;
+    let route = req.param::<String>("name");
+    let only = match &route {
+        Some(name) => Some(pipeline(&app, Some(name))?),
+        None => named_pipeline(&app, req)?,
+    };
     let pipelines = listed_pipelines(&app, &caller(depot), only.as_deref())?;
     let reader = only.unwrap_or_else(|| app.default_pipeline().clone());
     let limit = match req.query::<String>("limit") {
@@ -286,11 +292,15 @@ pub async fn history(
     let records = reader.history(&query).await?;
     let next = (records.len() == limit).then(|| {
         let last = records.last().map(|r| r.id).unwrap_or_default();
-        let filter = req
-            .query::<String>("pipeline")
-            .map(|n| format!("pipeline={n}&"))
-            .unwrap_or_default();
-        format!("/api/v1/submissions?{filter}limit={limit}&before={last}")
+        match (&route, req.query::<String>("pipeline")) {
+            (Some(name), _) => {
+                format!("/api/v1/pipelines/{name}/submissions?limit={limit}&before={last}")
+            }
+            (None, Some(name)) => {
+                format!("/api/v1/submissions?pipeline={name}&limit={limit}&before={last}")
+            }
+            (None, None) => format!("/api/v1/submissions?limit={limit}&before={last}"),
+        }
     });
     res.render(Json(json!({ "records": records, "next": next })));
     Ok(())
