@@ -62,7 +62,7 @@ pub enum SubmitError {
     Unstrippable(String),
     #[error("this pipeline does not accept {0} images")]
     FormatNotAllowed(ImageFormat),
-    #[error("the submission was rejected by {} validator(s)", .0.len())]
+    #[error("the submission was rejected by {} validator(s)", validators_in(.0))]
     Rejected(Vec<Violation>),
     #[error("the id {0} already holds a different submission")]
     Conflict(Uuid),
@@ -78,6 +78,13 @@ pub enum SubmitError {
     ActorFailed { actor: String, reason: String },
     #[error("actor `{actor}` could not read: {reason}")]
     ReadFailed { actor: String, reason: String },
+}
+
+/// How many validators the findings come from (one validator may report several).
+fn validators_in(violations: &[Violation]) -> usize {
+    let names: std::collections::BTreeSet<&str> =
+        violations.iter().map(|v| v.validator.as_str()).collect();
+    names.len()
 }
 
 impl Pipeline {

@@ -534,6 +534,10 @@ check = "gtin"
         ]
     );
     assert_eq!(late["errors"][2]["path"], "/gtin");
+    assert_eq!(
+        late["detail"], "the submission was rejected by 2 validator(s)",
+        "three findings of two validators"
+    );
     assert!(files(&dir.path().join("data")).is_empty());
 }
 
