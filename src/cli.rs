@@ -363,6 +363,17 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
             expires,
             pipelines,
         } => {
+            let config = &loaded.config;
+            if let Some(unknown) = pipelines
+                .iter()
+                .find(|p| !config.pipelines.contains_key(*p))
+            {
+                let known: Vec<&str> = config.pipelines.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "no pipeline named `{unknown}`; this configuration has {}",
+                    known.join(", ")
+                ));
+            }
             let expires_at = expires
                 .map(duration)
                 .transpose()?
@@ -371,9 +382,24 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
                 tokens::create(&path, &name, expires_at, pipelines).map_err(|e| e.to_string())?;
             println!("{secret}");
             eprintln!("token `{name}` created; this is the only time its secret is shown");
+            let checked = config.auth.mode == crate::auth::AuthMode::Tokens
+                || config
+                    .pipelines
+                    .values()
+                    .any(|p| p.auth == Some(crate::auth::AuthMode::Tokens));
+            if !checked {
+                eprintln!(
+                    "note: no pipeline of this configuration checks tokens yet; set [auth] \
+                     mode = \"tokens\" (or a pipeline's auth = \"tokens\") for it to be needed"
+                );
+            }
         }
         TokenCommand::List => {
-            for entry in tokens::list(&path).map_err(|e| e.to_string())? {
+            let entries = tokens::list(&path).map_err(|e| e.to_string())?;
+            if entries.is_empty() {
+                eprintln!("no tokens in {}", path.display());
+            }
+            for entry in entries {
                 let shown = json!({"id": entry.id, "name": entry.name, "created_at": entry.created_at,
                     "expires_at": entry.expires_at, "pipelines": entry.pipelines, "revoked_at": entry.revoked_at,
                     "previous_valid_until": entry.previous_valid_until});

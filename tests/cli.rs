@@ -468,6 +468,32 @@ fn sigterm_lets_a_submission_in_flight_finish_then_exits_0() {
 #[test]
 fn token_commands_create_list_rotate_and_revoke() {
     let dir = tempfile::tempdir().unwrap();
+    let empty = run(dir.path(), &["token", "list"], &[]);
+    assert!(empty.status.success());
+    assert!(stderr(&empty).contains("no tokens"), "{}", stderr(&empty));
+    let unchecked = run(dir.path(), &["token", "create", "--name", "early"], &[]);
+    assert!(unchecked.status.success());
+    assert!(
+        stderr(&unchecked).contains("no pipeline of this configuration checks tokens"),
+        "{}",
+        stderr(&unchecked)
+    );
+    let nope = run(
+        dir.path(),
+        &["token", "create", "--name", "x", "--pipelines", "nope"],
+        &[],
+    );
+    assert!(!nope.status.success());
+    assert!(
+        stderr(&nope).contains("no pipeline named `nope`"),
+        "{}",
+        stderr(&nope)
+    );
+    std::fs::write(
+        dir.path().join("librarian.toml"),
+        "[auth]\nmode = \"tokens\"\n[pipelines.a]\nactors = [\"disk\"]\n[pipelines.b]\nactors = [\"disk\"]\n",
+    )
+    .unwrap();
     let created = run(
         dir.path(),
         &[
@@ -486,7 +512,7 @@ fn token_commands_create_list_rotate_and_revoke() {
     let secret = stdout(&created).trim().to_owned();
     assert!(secret.starts_with("lib_"), "{secret}");
     let listed = stdout(&run(dir.path(), &["token", "list"], &[]));
-    let entry: Value = serde_json::from_str(listed.lines().next().unwrap()).unwrap();
+    let entry: Value = serde_json::from_str(listed.lines().nth(1).unwrap()).unwrap();
     assert_eq!(entry["name"], "field-team");
     assert_eq!(entry["pipelines"], serde_json::json!(["a", "b"]));
     assert!(entry["expires_at"].is_string());
@@ -508,7 +534,7 @@ fn token_commands_create_list_rotate_and_revoke() {
     let revoked: Value = serde_json::from_str(
         stdout(&run(dir.path(), &["token", "list"], &[]))
             .lines()
-            .next()
+            .nth(1)
             .unwrap(),
     )
     .unwrap();
