@@ -72,6 +72,9 @@ pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataRep
         // GIF and BMP carry no EXIF; TIFF is kept as sent (documented).
         return Ok((bytes.clone(), report));
     };
+    // What replaces the EXIF, set after the segments are sifted so the sifting need not tell it
+    // from the original.
+    let mut replacement = None;
     if let Some(exif) = image.exif() {
         note(&mut report, "exif".into());
         let parsed = exif::Reader::new().read_raw(exif.to_vec()).ok();
@@ -87,17 +90,13 @@ pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataRep
             let text = time.display_value().to_string();
             report.kept.insert("capture_time".into(), text.into());
         }
-        image.set_exif(orientation.map(|o| orientation_only_exif(o as u16)));
+        replacement = Some(orientation.map(|o| orientation_only_exif(o as u16)));
     }
     match &mut image {
         DynImage::Jpeg(jpeg) => {
             let mut removed = Vec::new();
             jpeg.segments_mut().retain(|s| {
-                // The orientation-only EXIF written above stays.
-                let ours = s.marker() == markers::APP1 && orientation_kept(s.contents());
-                let name = (!ours)
-                    .then(|| removed_name(s.marker(), s.contents()))
-                    .flatten();
+                let name = removed_name(s.marker(), s.contents());
                 removed.extend(name.clone());
                 name.is_none()
             });
@@ -122,14 +121,10 @@ pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataRep
             }
         }
     }
+    if let Some(exif) = replacement {
+        image.set_exif(exif);
+    }
     Ok((image.encoder().bytes(), report))
-}
-
-/// Whether an APP1 segment is the orientation-only EXIF this module writes.
-fn orientation_kept(contents: &[u8]) -> bool {
-    contents
-        .strip_prefix(b"Exif\0\0")
-        .is_some_and(|tiff| tiff.len() == 26 && tiff.starts_with(b"II*\0\x08\0\0\0\x01\0\x12\x01"))
 }
 
 /// A little-endian TIFF structure with one entry, the orientation.
