@@ -142,32 +142,32 @@ impl Record {
     /// Two submissions are the same when their image bytes and labels are equal, numbers
     /// compared as numbers (`1` and `1.0` are one value in JSON).
     pub fn same_content(&self, sha256: &str, labels: &Labels) -> bool {
-        self.image.sha256 == sha256
-            && self.labels.len() == labels.len()
-            && self
-                .labels
-                .iter()
-                .all(|(k, v)| labels.get(k).is_some_and(|w| same_value(v, w)))
+        self.image.sha256 == sha256 && same_map(&self.labels, labels)
     }
 }
 
+fn same_map(x: &Labels, y: &Labels) -> bool {
+    x.len() == y.len()
+        && x.iter()
+            .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
+}
+
 fn same_value(a: &Value, b: &Value) -> bool {
+    // Integers exactly (i64 and u64 both fit i128), other numbers as f64.
+    let integer = |n: &serde_json::Number| {
+        n.as_i64()
+            .map(i128::from)
+            .or_else(|| n.as_u64().map(i128::from))
+    };
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => {
-            match (x.as_i64(), y.as_i64(), x.as_u64(), y.as_u64()) {
-                (Some(x), Some(y), ..) => x == y,
-                (.., Some(x), Some(y)) => x == y,
-                _ => x.as_f64() == y.as_f64(),
-            }
-        }
+        (Value::Number(x), Value::Number(y)) => match (integer(x), integer(y)) {
+            (Some(x), Some(y)) => x == y,
+            _ => x.as_f64() == y.as_f64(),
+        },
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
         }
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len()
-                && x.iter()
-                    .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
-        }
+        (Value::Object(x), Value::Object(y)) => same_map(x, y),
         _ => a == b,
     }
 }
@@ -318,6 +318,15 @@ mod tests {
         let more = labels(serde_json::json!({"class": 1, "box": [0.5, 2], "n": {"k": -3}, "x": 1}));
         assert!(!record.same_content("s", &more));
         assert!(!record.same_content("t", &same), "other image bytes");
+        let big = |n: Value| labels(serde_json::json!({ "n": n }));
+        let record = Record {
+            labels: big(serde_json::json!(u64::MAX)),
+            ..record
+        };
+        assert!(
+            !record.same_content("s", &big(serde_json::json!(i64::MAX))),
+            "integers compare exactly, not as the same f64"
+        );
     }
 
     fn code(format: &str, text: &str) -> Barcode {
