@@ -118,16 +118,11 @@ impl Pipeline {
         self.read(Read::Record, |actor| actor.record(id)).await
     }
 
-    /// The image's bytes and format; the format comes from the record.
-    pub async fn image(&self, id: Uuid) -> Result<Option<(Vec<u8>, ImageFormat)>, SubmitError> {
-        let Some(record) = self.record(id).await? else {
-            return Ok(None);
-        };
-        let format = record.image.format;
-        let bytes = self
-            .read(Read::Image, |actor| actor.image(id, format))
-            .await?;
-        Ok(bytes.map(|b| (b, format)))
+    /// The bytes of a record's image, in the format the record names.
+    pub async fn image(&self, record: &Record) -> Result<Option<Vec<u8>>, SubmitError> {
+        let (id, format) = (record.id, record.image.format);
+        self.read(Read::Image, |actor| actor.image(id, format))
+            .await
     }
 
     pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, SubmitError> {

@@ -91,10 +91,7 @@ fn admit(app: &App, depot: &Depot, pipeline: &str, req: &Request) -> Result<(), 
 /// the submissions being handled) while it arrives.
 async fn receive_body(app: &App, req: &mut Request) -> Result<(), Problem> {
     let Ok(_upload) = app.uploads.clone().try_acquire_owned() else {
-        let detail = "the server is receiving as many uploads as it may; retry shortly";
-        return Err(
-            Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1),
-        );
+        return Err(busy("receiving as many uploads"));
     };
     let server = &app.loaded.config.server;
     let pace = BodyPace {
@@ -107,10 +104,16 @@ async fn receive_body(app: &App, req: &mut Request) -> Result<(), Problem> {
 /// One of the submissions handled at once; the next one is answered 503 with Retry-After at
 /// once, so a burst cannot queue without bound or exhaust memory.
 fn handling_slot(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, Problem> {
-    app.in_flight.clone().try_acquire_owned().map_err(|_| {
-        let detail = "the server is handling as many submissions as it may; retry shortly";
-        Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1)
-    })
+    app.in_flight
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| busy("handling as many submissions"))
+}
+
+/// 503 `server.busy`: the server is `doing` as it may at once.
+fn busy(doing: &str) -> Problem {
+    let detail = format!("the server is {doing} as it may; retry shortly");
+    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1)
 }
 
 /// Admits, reads the submission and hands it to the pipeline.
@@ -209,18 +212,13 @@ pub async fn get_image(
     let app = app(depot);
     let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
     let record = readable_record(&app, depot, req, id).await?;
-    let image = match app.pipeline(&record.pipeline) {
-        Some(own) => own.image(id).await?,
-        None => None,
-    };
-    let image = match image {
-        Some(found) => Some(found),
-        None => read_any(&app, |p| Box::pin(p.image(id))).await?,
-    };
-    let (bytes, format) = image
+    let bytes = read_any(&app, |p| Box::pin(p.image(&record)))
+        .await?
         .ok_or_else(|| Problem::not_found("record.not_found", format!("no image for id {id}")))?;
-    res.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(format.mime()));
+    res.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static(record.image.format.mime()),
+    );
     res.body(bytes);
     Ok(())
 }
