@@ -382,12 +382,7 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
                 tokens::create(&path, &name, expires_at, pipelines).map_err(|e| e.to_string())?;
             println!("{secret}");
             eprintln!("token `{name}` created; this is the only time its secret is shown");
-            let checked = config.auth.mode == crate::auth::AuthMode::Tokens
-                || config
-                    .pipelines
-                    .values()
-                    .any(|p| p.auth == Some(crate::auth::AuthMode::Tokens));
-            if !checked {
+            if !config.uses_auth(crate::auth::AuthMode::Tokens) {
                 eprintln!(
                     "note: no pipeline of this configuration checks tokens yet; set [auth] \
                      mode = \"tokens\" (or a pipeline's auth = \"tokens\") for it to be needed"

@@ -260,6 +260,11 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// Whether `mode` is the global `[auth] mode` or some pipeline's own.
+    pub fn uses_auth(&self, mode: AuthMode) -> bool {
+        self.auth.mode == mode || self.pipelines.values().any(|p| p.auth == Some(mode))
+    }
+
     /// Reads every layer. `.env` must already be in the process environment.
     pub fn load(overrides: &Overrides) -> Result<Loaded, ConfigError> {
         let file = overrides

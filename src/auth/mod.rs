@@ -106,13 +106,12 @@ impl Auth {
             .iter()
             .map(|(name, p)| (name.clone(), p.auth.unwrap_or(config.auth.mode)))
             .collect();
-        let uses = |mode| config.auth.mode == mode || modes.values().any(|m| *m == mode);
-        let tokens = uses(AuthMode::Tokens).then(|| {
+        let tokens = config.uses_auth(AuthMode::Tokens).then(|| {
             Arc::new(TokenStore::new(
                 loaded.base_dir.join(&config.auth.token_file),
             ))
         });
-        let jwt = match uses(AuthMode::Jwt) {
+        let jwt = match config.uses_auth(AuthMode::Jwt) {
             true => Some(Arc::new(
                 JwtVerifier::new(&config.auth.jwt, &loaded.base_dir)
                     .map_err(|e| ConfigError::key("auth.jwt", e))?,
@@ -161,7 +160,7 @@ impl Auth {
 
     /// The mode of a pipeline; a name no pipeline has (a record of a pipeline since removed
     /// from the config) gets the global mode.
-    pub fn mode_of(&self, pipeline: &str) -> AuthMode {
+    fn mode_of(&self, pipeline: &str) -> AuthMode {
         self.modes
             .get(pipeline)
             .copied()

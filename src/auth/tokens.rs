@@ -179,7 +179,6 @@ pub enum Refusal {
 #[derive(Clone, Debug)]
 pub struct VerifiedToken {
     pub id: String,
-    pub name: String,
     /// Empty means every pipeline.
     pub pipelines: Vec<String>,
 }
@@ -303,7 +302,6 @@ impl TokenStore {
         }
         Ok(VerifiedToken {
             id: entry.id,
-            name: entry.name,
             pipelines: entry.pipelines,
         })
     }
