@@ -180,12 +180,7 @@ pub struct BodyPace {
 /// never waits on the client. A Content-Length over the limit is refused before a byte is read
 /// (and so before `100 Continue` is sent).
 pub async fn receive(req: &mut Request, limit: usize, pace: BodyPace) -> Result<(), InputError> {
-    if req
-        .header::<u64>(CONTENT_LENGTH)
-        .is_some_and(|n| n > limit as u64)
-    {
-        return Err(InputError::TooLarge(limit));
-    }
+    refuse_declared_oversize(req, limit)?;
     let mut body = req.take_body();
     let started = tokio::time::Instant::now();
     let mut received = BytesMut::new();
@@ -209,12 +204,17 @@ pub async fn receive(req: &mut Request, limit: usize, pace: BodyPace) -> Result<
     Ok(())
 }
 
+/// Refuses a body whose Content-Length is over the limit, without reading it.
+fn refuse_declared_oversize(req: &Request, limit: usize) -> Result<(), InputError> {
+    match req.header::<u64>(CONTENT_LENGTH) {
+        Some(declared) if declared > limit as u64 => Err(InputError::TooLarge(limit)),
+        _ => Ok(()),
+    }
+}
+
 /// Refuses an oversize body by its Content-Length, then reads it under the same limit.
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, InputError> {
-    let declared = req.header::<u64>(CONTENT_LENGTH);
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(InputError::TooLarge(limit));
-    }
+    refuse_declared_oversize(req, limit)?;
     match req.payload_with_max_size(limit).await {
         Ok(bytes) => Ok(bytes.clone()),
         Err(ParseError::PayloadTooLarge) => Err(InputError::TooLarge(limit)),
