@@ -226,6 +226,21 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until the server at `address` answers /healthz (at most 20 s).
+fn until_healthy(address: &str) {
+    let started = Instant::now();
+    while ureq::get(format!("http://{address}/healthz"))
+        .call()
+        .is_err()
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the server starts"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// `librarian serve` in `dir` on a free port with `args`, once it answers /healthz; the
 /// server stops when the returned guard drops.
 fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
@@ -238,17 +253,7 @@ fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
         .spawn()
         .unwrap();
     let server = Server(child);
-    let started = Instant::now();
-    while ureq::get(format!("http://{address}/healthz"))
-        .call()
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server starts"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_healthy(&address);
     (server, address)
 }
 
@@ -622,17 +627,7 @@ fn the_server_logs_to_stderr_without_colour_codes() {
         .spawn()
         .unwrap();
     let server = Server(child);
-    let started = Instant::now();
-    while ureq::get(format!("http://{address}/healthz"))
-        .call()
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server starts"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_healthy(&address);
     drop(server);
     let logged = std::fs::read_to_string(dir.path().join("err")).unwrap();
     assert!(logged.contains("Librarian is serving"), "{logged}");

@@ -39,6 +39,36 @@ async fn post_json(service: &Service, path: &str, value: &Value) -> Response {
     TestClient::post(url(path)).json(value).send(service).await
 }
 
+/// POSTs a multipart form: the image as a file part named `image`, then each text field.
+async fn post_form(
+    service: &Service,
+    path: &str,
+    image: &[u8],
+    fields: &[(&str, &str)],
+) -> Response {
+    let boundary = "XlibrarianX";
+    let mut form = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
+    form.extend_from_slice(image);
+    for (name, value) in fields {
+        form.extend_from_slice(
+            format!(
+                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
+            )
+            .as_bytes(),
+        );
+    }
+    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    TestClient::post(url(path))
+        .add_header(
+            CONTENT_TYPE,
+            format!("multipart/form-data; boundary={boundary}"),
+            true,
+        )
+        .body(form)
+        .send(service)
+        .await
+}
+
 async fn json_of(res: &mut Response) -> Value {
     res.take_json().await.expect("a JSON body")
 }
@@ -132,20 +162,14 @@ async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
     let service = service(dir.path(), "").await;
     let image = ean_png();
 
-    let boundary = "XlibrarianX";
-    let mut form = Vec::new();
-    form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
-    form.extend_from_slice(&image);
-    form.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"labels\"\r\n\r\n{{\"color\": \"red\", \"class\": 9}}\r\n--{boundary}--\r\n").as_bytes());
-    let mut res = TestClient::post(url("/api/v1/submissions?class=3&filename=a.jpg&ok=true"))
-        .add_header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-            true,
-        )
-        .body(form)
-        .send(&service)
-        .await;
+    let labels = r#"{"color": "red", "class": 9}"#;
+    let mut res = post_form(
+        &service,
+        "/api/v1/submissions?class=3&filename=a.jpg&ok=true",
+        &image,
+        &[("labels", labels)],
+    )
+    .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let record = json_of(&mut res).await;
     assert_eq!(
@@ -200,28 +224,14 @@ kind = "json-schema"
 schema = { type = "object", required = ["gtin"], properties = { gtin = { type = "string" }, count = { type = "integer" } } }
 "#;
     let service = service(dir.path(), extra).await;
-    let boundary = "XlibrarianX";
-    let mut form = Vec::new();
-    form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
-    form.extend_from_slice(&ean_png());
-    for (name, value) in [("gtin", "8413000065504"), ("count", "2")] {
-        form.extend_from_slice(
-            format!(
-                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
-            )
-            .as_bytes(),
-        );
-    }
-    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    let mut res = TestClient::post(url("/api/v1/pipelines/products/submissions"))
-        .add_header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-            true,
-        )
-        .body(form)
-        .send(&service)
-        .await;
+    let fields = [("gtin", "8413000065504"), ("count", "2")];
+    let mut res = post_form(
+        &service,
+        "/api/v1/pipelines/products/submissions",
+        &ean_png(),
+        &fields,
+    )
+    .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let labels = json_of(&mut res).await["labels"].clone();
     assert_eq!(labels, json!({"gtin": "8413000065504", "count": 2}));
@@ -248,20 +258,13 @@ async fn labels_that_could_not_be_read_back_are_refused_on_every_path() {
     )
     .await;
     problem(&mut as_string, 422, "labels.too_deep").await;
-    let boundary = "XlibrarianX";
-    let mut form = Vec::new();
-    form.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").as_bytes());
-    form.extend_from_slice(&ean_png());
-    form.extend_from_slice(format!("\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"labels\"\r\n\r\n{deep}\r\n--{boundary}--\r\n").as_bytes());
-    let mut as_part = TestClient::post(url("/api/v1/submissions"))
-        .add_header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-            true,
-        )
-        .body(form)
-        .send(&service)
-        .await;
+    let mut as_part = post_form(
+        &service,
+        "/api/v1/submissions",
+        &ean_png(),
+        &[("labels", &deep)],
+    )
+    .await;
     problem(&mut as_part, 422, "labels.too_deep").await;
     assert!(files(&dir.path().join("data")).is_empty(), "nothing stored");
 
