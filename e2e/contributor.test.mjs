@@ -7,7 +7,7 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { existsSync, mkdtempSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
@@ -42,18 +42,23 @@ function freePort() {
   });
 }
 
-async function startLibrarian(corsOrigin) {
+// A librarian with a `products` pipeline (the schema above) and any `extra` config lines;
+// `products` lines go under the products pipeline, `top` lines before every table.
+async function startLibrarian(corsOrigin, { products = ['read = "public"'], top = [], extra = [] } = {}) {
   assert.ok(binary && existsSync(binary), `TEST_LIBRARIAN_BIN must name the librarian binary (got ${binary}): run scripts/test`);
   const dir = mkdtempSync(join(tmpdir(), 'librarian-e2e-'));
   const port = await freePort();
   const config = [
+    ...top,
     '[server]', `bind = "127.0.0.1:${port}"`, `cors_origins = ["${corsOrigin}"]`,
-    '[pipelines.products]', 'validators = ["labels", "photo"]', 'extractors = ["barcode"]', 'actors = ["disk"]',
+    '[pipelines.products]', 'validators = ["labels", "photo"]', 'extractors = ["barcode"]', 'actors = ["disk"]', ...products,
     '[validators.labels]', 'kind = "json-schema"', 'schema_file = "schema.json"',
+    ...extra,
   ].join('\n');
   writeFileSync(join(dir, 'librarian.toml'), config);
   writeFileSync(join(dir, 'schema.json'), JSON.stringify(schema));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIBRARIAN_')));
+  const token = (pipelines) => execFileSync(binary, ['token', 'create', '--name', 'e2e', '--pipelines', pipelines], { cwd: dir, env, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
   const child = spawn(binary, ['serve', '-q'], { cwd: dir, env, stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; ; i++) {
@@ -61,7 +66,7 @@ async function startLibrarian(corsOrigin) {
     assert.ok(i < 200 && child.exitCode === null, 'librarian starts');
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { url, dir, data: join(dir, 'data'), stop: () => child.kill() };
+  return { url, dir, data: join(dir, 'data'), token, stop: () => child.kill() };
 }
 
 // An EAN-13 symbol drawn on a canvas in the page, returned as PNG bytes.
@@ -133,7 +138,12 @@ test('a person sends a product photo and sees its barcode, its id and where it w
     const stored = JSON.parse(readFileSync(join(librarian.data, `${id}.json`), 'utf8'));
     assert.deepEqual(stored.labels, { class: 3, gtin: EAN, condition: 'used', fragile: true }, 'the record holds the labels typed in');
     assert.ok(existsSync(join(librarian.data, `${id}.png`)), 'the photo is stored');
-    assert.ok(await page.locator('#recent-list li', { hasText: id }).count() >= 1, 'the recent list shows the new record');
+    const recent = page.locator('#recent-list li', { hasText: id });
+    assert.ok(await recent.count() >= 1, 'the recent list shows the new record');
+    await page.waitForFunction((rid) => [...document.querySelectorAll('#recent-list li')]
+      .some((li) => li.textContent.includes(rid) && li.querySelector('img').naturalWidth > 0), id);
+    const src = await recent.first().locator('img').getAttribute('src');
+    assert.match(src, /max_side=320$/, 'the list shows a thumbnail, not the original');
     await page.close();
   }
 });
@@ -157,6 +167,49 @@ test('a label that breaks the schema is explained beside its field and nothing i
   await page.screenshot({ path: join(screenshots, 'phone-invalid.png'), fullPage: true });
   assert.equal(records(librarian.data).length, before, 'nothing was stored');
   await page.close();
+});
+
+async function fillProduct(page) {
+  await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
+  await page.getByLabel('Class').fill('3');
+  await page.getByLabel('GTIN').fill(EAN);
+}
+
+test('a protected collection asks for a token kept for the tab; a closed one shows no history', async () => {
+  const guarded = await startLibrarian('*', {
+    products: [],
+    top: ['[auth]', 'mode = "tokens"'],
+    extra: ['[pipelines.open]', 'auth = "none"', 'actors = ["disk"]'],
+  });
+  try {
+    const secret = guarded.token('products');
+    const page = await browser.newPage({ viewport: { width: 360, height: 740 } });
+    await page.goto(`${guarded.url}/?pipeline=products`);
+    await page.waitForSelector('body[data-ready=true]');
+    assert.ok(await page.locator('#token-field').isVisible(), 'the page asks for a token');
+    assert.match(await page.locator('#recent-note').textContent(), /token/, 'history waits for the token');
+    await fillProduct(page);
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    assert.match(await page.locator('#token-error').textContent(), /token/, 'sending without a token explains what is missing');
+    assert.equal(records(guarded.data).length, 0, 'nothing was sent without the token');
+    await page.getByLabel('Access token').fill(secret);
+    await page.getByLabel('Access token').dispatchEvent('change');
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await page.waitForSelector('#result:not([hidden])');
+    const id = (await page.locator('#record-id').textContent()).trim();
+    await page.waitForFunction((rid) => [...document.querySelectorAll('#recent-list li')]
+      .some((li) => li.textContent.includes(rid) && li.querySelector('img').naturalWidth > 0), id);
+    assert.match(await page.locator('#recent-list img').first().getAttribute('src'), /^blob:/, 'the protected thumbnail is fetched with the token');
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('librarian-token')), secret, 'the token is kept for the session');
+    assert.equal(await page.evaluate(() => localStorage.length), 0, 'and nowhere longer');
+    await page.locator('#pipeline').selectOption('open');
+    await page.waitForFunction(() => !document.getElementById('recent-note').hidden && document.getElementById('recent-note').textContent.includes('not shown'));
+    assert.ok(await page.locator('#token-field').isHidden(), 'an open collection needs no token');
+    await page.screenshot({ path: join(screenshots, 'phone-token.png'), fullPage: true });
+    await page.close();
+  } finally {
+    guarded.stop();
+  }
 });
 
 async function serveExamples() {

@@ -20,7 +20,8 @@ echo "# raw image body, labels in the query string"
 curl -sS "$url/api/v1/submissions?class=3&filename=$(basename "$photo")" -H "content-type: $type" --data-binary "@$photo"
 echo
 
-echo "# the stored record, and the newest records"
+echo "# the stored record, and the newest records (a pipeline whose read is public:"
+echo "# librarian serve --config config/local.toml; with no config reads are closed: 404/403)"
 curl -sS "$url/api/v1/submissions/$id"
 echo
 curl -sS "$url/api/v1/submissions?limit=3"

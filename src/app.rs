@@ -36,6 +36,8 @@ pub struct App {
     pub uploads: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
+    /// The bounded decode pool the pipelines share; thumbnails use it too.
+    pub analyzer: Arc<Analyzer>,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -166,6 +168,7 @@ impl App {
             uploads: Arc::new(Semaphore::new(uploads)),
             metrics,
             auth: Arc::new(auth),
+            analyzer,
         })
     }
 

@@ -14,7 +14,7 @@ use librarian_validators::{ImageRuleConfig, ValidatorConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthConfig, AuthMode};
+use crate::auth::{AuthConfig, AuthMode, ReadAccess};
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
 use crate::privacy::KeepMetadata;
 
@@ -209,6 +209,10 @@ pub struct PipelineConfig {
     /// This pipeline's authentication instead of `[auth] mode`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthMode>,
+    /// Who may read this pipeline's records back instead of `[auth] read`: `public`,
+    /// `tokens`, `jwt` or `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<ReadAccess>,
     /// This pipeline's rate limit instead of `[rate_limit]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaConfig>,
@@ -260,9 +264,16 @@ pub struct Loaded {
 }
 
 impl Config {
-    /// Whether `mode` is the global `[auth] mode` or some pipeline's own.
+    /// Whether credentials of `mode` are checked anywhere: the global `[auth] mode` or
+    /// `read`, or some pipeline's own.
     pub fn uses_auth(&self, mode: AuthMode) -> bool {
-        self.auth.mode == mode || self.pipelines.values().any(|p| p.auth == Some(mode))
+        let reads = |read: Option<ReadAccess>| read.and_then(ReadAccess::scheme) == Some(mode);
+        self.auth.mode == mode
+            || reads(self.auth.read)
+            || self
+                .pipelines
+                .values()
+                .any(|p| p.auth == Some(mode) || reads(p.read))
     }
 
     /// Reads every layer. `.env` must already be in the process environment.
@@ -343,6 +354,7 @@ impl Config {
                 labels_field: default_labels_field(),
                 rate_limit: None,
                 auth: None,
+                read: None,
                 strip_metadata: false,
                 keep_metadata: Vec::new(),
             },

@@ -57,8 +57,7 @@ async fn without_auth_configured_anyone_submits() {
 #[tokio::test]
 async fn contributor_tokens_are_checked_revoked_expired_and_rotated() {
     let dir = tempfile::tempdir().unwrap();
-    let extra =
-        "[auth]\nmode = \"tokens\"\n[pipelines.open]\nactors = [\"disk\"]\nauth = \"none\"\n";
+    let extra = "[auth]\nmode = \"tokens\"\n[pipelines.open]\nactors = [\"disk\"]\nauth = \"none\"\nread = \"public\"\n";
     let service = service(dir.path(), extra).await;
     let file = dir.path().join("tokens.json");
     let plain = "/api/v1/submissions";

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{app, files, jpeg, png, png_bomb, problem, symbol};
+use common::{app, body, files, jpeg, png, png_bomb, problem, service, symbol, url};
 use rxing::BarcodeFormat;
 use salvo::http::header::{CONTENT_TYPE, LOCATION};
 use salvo::prelude::*;
@@ -15,24 +13,14 @@ use salvo::test::{ResponseExt, TestClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BASE: &str = "http://127.0.0.1:8080";
 const EAN: &str = "5449000000996";
 
 fn ean_png() -> Vec<u8> {
     png(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160))
 }
 
-fn url(path: &str) -> String {
-    format!("{BASE}{path}")
-}
-
-async fn service(dir: &Path, extra_toml: &str) -> Service {
-    librarian::http::service(app(dir, extra_toml).await)
-}
-
-fn body(image: &[u8], labels: Value) -> Value {
-    json!({"image": STANDARD.encode(image), "labels": labels})
-}
+/// Records of open pipelines are not readable unless the config says so.
+const PUBLIC_READS: &str = "[auth]\nread = \"public\"\n";
 
 /// POSTs a JSON body to a path of the in-process service.
 async fn post_json(service: &Service, path: &str, value: &Value) -> Response {
@@ -249,7 +237,7 @@ fn nested_labels(levels: usize) -> Value {
 #[tokio::test]
 async fn labels_that_could_not_be_read_back_are_refused_on_every_path() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let service = service(dir.path(), PUBLIC_READS).await;
     let deep = nested_labels(127).to_string();
     let mut as_string = post_json(
         &service,
@@ -307,7 +295,11 @@ async fn labels_over_max_label_bytes_are_a_413() {
 #[tokio::test]
 async fn a_pipelines_records_are_listed_under_its_own_route() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "[pipelines.other]\nactors = [\"disk\"]\n").await;
+    let service = service(
+        dir.path(),
+        "[auth]\nread = \"public\"\n[pipelines.other]\nactors = [\"disk\"]\n",
+    )
+    .await;
     for path in ["/api/v1/submissions", "/api/v1/pipelines/other/submissions"] {
         let res = post_json(&service, path, &body(&ean_png(), json!({}))).await;
         assert_eq!(res.status_code, Some(StatusCode::CREATED));
@@ -582,7 +574,7 @@ async fn hostile_images_cost_one_4xx_and_the_service_keeps_serving() {
 #[tokio::test]
 async fn records_images_and_history_read_back_newest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let service = service(dir.path(), PUBLIC_READS).await;
     let mut ids = Vec::new();
     for class in 0..3 {
         let image = png(&symbol(
@@ -799,7 +791,11 @@ async fn every_answer_carries_a_request_id() {
 #[tokio::test]
 async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(dir.path(), "[server]\nmax_in_flight = 2\n").await;
+    let app = app(
+        dir.path(),
+        "[server]\nmax_in_flight = 2\n[auth]\nread = \"public\"\n",
+    )
+    .await;
     let service = librarian::http::service(app.clone());
     let held = app.in_flight.clone().acquire_many_owned(2).await.unwrap();
     let mut res = post_json(
@@ -892,7 +888,7 @@ async fn metrics_count_a_known_mix_of_submissions() {
 #[tokio::test]
 async fn a_client_over_the_rate_limit_gets_429_then_is_served_again() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[rate_limit]\nrequests_per_minute = 60\nburst = 2\n[pipelines.open]\nactors = [\"disk\"]\nrate_limit = { requests_per_minute = 0 }\n";
+    let extra = "[auth]\nread = \"public\"\n[rate_limit]\nrequests_per_minute = 60\nburst = 2\n[pipelines.open]\nactors = [\"disk\"]\nrate_limit = { requests_per_minute = 0 }\n";
     let service = service(dir.path(), extra).await;
     let send = |path: &str| TestClient::post(url(path)).json(&body(&ean_png(), json!({})));
     for _ in 0..2 {

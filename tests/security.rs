@@ -11,46 +11,23 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use common::{JWT_SECRET, app, files, jpeg, jwt, png, png_header_only, problem, symbol};
+use common::{
+    JWT_SECRET, body, files, jpeg, jwt, png, png_header_only, problem, send, service, status,
+    symbol, url,
+};
 use librarian::auth::tokens;
 use librarian::config::{Config, Overrides};
 use rxing::BarcodeFormat;
 use salvo::conn::tcp::TcpAcceptor;
 use salvo::prelude::*;
-use salvo::test::{RequestBuilder, ResponseExt, TestClient};
+use salvo::test::{ResponseExt, TestClient};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use uuid::Uuid;
 
-const BASE: &str = "http://127.0.0.1:8080";
-
-fn url(path: &str) -> String {
-    format!("{BASE}{path}")
-}
-
 fn photo(text: &str) -> Vec<u8> {
     png(&symbol(BarcodeFormat::EAN_13, text, 380, 160))
-}
-
-fn body(image: &[u8], labels: Value) -> Value {
-    json!({"image": STANDARD.encode(image), "labels": labels})
-}
-
-async fn service(dir: &Path, toml: &str) -> Service {
-    librarian::http::service(app(dir, toml).await)
-}
-
-/// Sends a request with an optional bearer token.
-async fn send(service: &Service, mut request: RequestBuilder, token: Option<&str>) -> Response {
-    if let Some(token) = token {
-        request = request.add_header("authorization", format!("Bearer {token}"), true);
-    }
-    request.send(service).await
-}
-
-fn status(res: &Response) -> u16 {
-    res.status_code.map_or(0, |s| s.as_u16())
 }
 
 /// `[auth] mode = "tokens"` with an open pipeline `open` and a token for everything.
@@ -126,7 +103,7 @@ async fn a_pipeline_query_that_names_no_pipeline_is_404() {
 
 /// An open `default` and a protected `secret` that store into the same `disk` actor.
 async fn a_secret_pipeline_beside_an_open_one(dir: &Path) -> (Service, String, Uuid) {
-    let toml = "[pipelines.secret]\nactors = [\"disk\"]\nauth = \"tokens\"\n";
+    let toml = "[pipelines.default]\nread = \"public\"\n[pipelines.secret]\nactors = [\"disk\"]\nauth = \"tokens\"\n";
     let service = service(dir, toml).await;
     let token = tokens::create(&dir.join("tokens.json"), "spy", None, vec![]).unwrap();
     let id = Uuid::new_v4();

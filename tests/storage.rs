@@ -7,10 +7,8 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use common::servers::{self, BUCKET, Server, actors_toml, mongo_uri, s3_client};
-use common::{app, png, symbol};
+use common::{BASE, body, png, symbol};
 use mongodb::bson::{Bson, Document, doc};
 use rxing::BarcodeFormat;
 use salvo::prelude::*;
@@ -18,14 +16,8 @@ use salvo::test::{ResponseExt, TestClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const BASE: &str = "http://127.0.0.1:8080";
-
 fn ean_png() -> Vec<u8> {
     png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160))
-}
-
-fn body(image: &[u8], labels: Value) -> Value {
-    json!({"image": STANDARD.encode(image), "labels": labels})
 }
 
 async fn collection(mongo: &Server) -> mongodb::Collection<Document> {
@@ -52,8 +44,9 @@ async fn keys(s3: &Server, id: &str) -> Vec<String> {
     keys
 }
 
+/// Reading records back is what these tests check, so every pipeline here is readable.
 async fn service(dir: &Path, toml: &str) -> Service {
-    librarian::http::service(app(dir, toml).await)
+    common::service(dir, &format!("[auth]\nread = \"public\"\n{toml}")).await
 }
 
 async fn put(service: &Service, path: &str, body: &Value) -> (u16, Value) {

@@ -30,12 +30,52 @@ pub enum AuthMode {
     Jwt,
 }
 
+/// Who may read a pipeline's records and images back (record, image and history routes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadAccess {
+    /// Anyone, without a credential.
+    Public,
+    /// Holders of a contributor token that names the pipeline (or all pipelines).
+    Tokens,
+    /// Holders of a JWT that names the pipeline (or all pipelines).
+    Jwt,
+    /// Nobody through the API (the records stay in the stores).
+    Closed,
+}
+
+impl ReadAccess {
+    /// What a pipeline's reads need when its config says nothing: the credential its
+    /// submissions need; an open pipeline is not readable, so what crowds send stays private.
+    fn following(submit: AuthMode) -> Self {
+        match submit {
+            AuthMode::None => Self::Closed,
+            AuthMode::Tokens => Self::Tokens,
+            AuthMode::Jwt => Self::Jwt,
+        }
+    }
+
+    /// The credential scheme reads need; `None` when they need none or are never allowed.
+    pub fn scheme(self) -> Option<AuthMode> {
+        match self {
+            Self::Public | Self::Closed => None,
+            Self::Tokens => Some(AuthMode::Tokens),
+            Self::Jwt => Some(AuthMode::Jwt),
+        }
+    }
+}
+
 /// `[auth]`: who may call the API.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
     pub mode: AuthMode,
+    /// Who may read records back (`public`, `tokens`, `jwt` or `closed`) in the pipelines
+    /// that set neither their own `auth` nor `read`. Unset, a pipeline's reads need what its
+    /// submissions need, and an open pipeline (`mode = "none"`) is `closed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<ReadAccess>,
     /// Where `librarian token` keeps the tokens' hashes.
     #[serde(default = "default_token_file")]
     pub token_file: PathBuf,
@@ -51,6 +91,7 @@ impl Default for AuthConfig {
     fn default() -> Self {
         Self {
             mode: AuthMode::None,
+            read: None,
             token_file: default_token_file(),
             jwt: JwtConfig::default(),
         }
@@ -87,13 +128,15 @@ pub enum Denied {
     Refused(Refusal),
     /// A valid credential that does not name this pipeline.
     Forbidden,
+    /// The pipeline's records are not readable through the API (`read = "closed"`).
+    Closed,
 }
 
 /// Authentication (who calls) and authorization (what a caller may do with a pipeline), for
 /// the pipelines' modes: the global `[auth] mode` with a per-pipeline override.
 pub struct Auth {
-    modes: HashMap<String, AuthMode>,
-    default_mode: AuthMode,
+    modes: HashMap<String, Access>,
+    default_mode: Access,
     tokens: Option<Arc<TokenStore>>,
     jwt: Option<Arc<JwtVerifier>>,
 }
@@ -101,10 +144,21 @@ pub struct Auth {
 impl Auth {
     pub fn new(loaded: &Loaded) -> Result<Self, ConfigError> {
         let config = &loaded.config;
-        let modes: HashMap<String, AuthMode> = config
+        let access = |submit: AuthMode, read: Option<ReadAccess>| Access {
+            submit,
+            read: read.unwrap_or(ReadAccess::following(submit)),
+        };
+        let modes = config
             .pipelines
             .iter()
-            .map(|(name, p)| (name.clone(), p.auth.unwrap_or(config.auth.mode)))
+            .map(|(name, p)| {
+                let submit = p.auth.unwrap_or(config.auth.mode);
+                // A pipeline with its own `auth` guards its reads by it, not by `[auth] read`.
+                let read = p
+                    .read
+                    .or(p.auth.is_none().then_some(config.auth.read).flatten());
+                (name.clone(), access(submit, read))
+            })
             .collect();
         let tokens = config.uses_auth(AuthMode::Tokens).then(|| {
             Arc::new(TokenStore::new(
@@ -120,7 +174,7 @@ impl Auth {
         };
         Ok(Self {
             modes,
-            default_mode: config.auth.mode,
+            default_mode: access(config.auth.mode, config.auth.read),
             tokens,
             jwt,
         })
@@ -158,32 +212,53 @@ impl Auth {
         }
     }
 
-    /// The mode of a pipeline; a name no pipeline has (a record of a pipeline since removed
-    /// from the config) gets the global mode.
-    fn mode_of(&self, pipeline: &str) -> AuthMode {
+    /// What a pipeline's calls need; a name no pipeline has (a record of a pipeline since
+    /// removed from the config) gets the global settings.
+    pub fn access(&self, pipeline: &str) -> Access {
         self.modes
             .get(pipeline)
             .copied()
             .unwrap_or(self.default_mode)
     }
 
-    /// Whether the caller may submit to and read from this pipeline.
+    /// Whether the caller may submit to this pipeline.
     pub fn authorize(&self, caller: &Caller, pipeline: &str) -> Result<(), Denied> {
-        let mode = self.mode_of(pipeline);
-        if mode == AuthMode::None {
-            return Ok(());
+        match self.access(pipeline).submit {
+            AuthMode::None => Ok(()),
+            scheme => allowed(caller, scheme, pipeline),
         }
-        let principal = match caller {
-            Caller::Anonymous => return Err(Denied::Required),
-            Caller::Refused(refusal) => return Err(Denied::Refused(*refusal)),
-            Caller::Principal(principal) => principal,
-        };
-        if principal.scheme != mode {
-            return Err(Denied::Refused(Refusal::Unknown));
+    }
+
+    /// Whether the caller may read this pipeline's records and images.
+    pub fn authorize_read(&self, caller: &Caller, pipeline: &str) -> Result<(), Denied> {
+        let read = self.access(pipeline).read;
+        match read.scheme() {
+            Some(scheme) => allowed(caller, scheme, pipeline),
+            None if read == ReadAccess::Public => Ok(()),
+            None => Err(Denied::Closed),
         }
-        match &principal.pipelines {
-            Some(allowed) if !allowed.iter().any(|p| p == pipeline) => Err(Denied::Forbidden),
-            _ => Ok(()),
-        }
+    }
+}
+
+/// What the calls of one pipeline need.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub submit: AuthMode,
+    pub read: ReadAccess,
+}
+
+/// Whether a caller holds a credential of this scheme that names the pipeline.
+fn allowed(caller: &Caller, scheme: AuthMode, pipeline: &str) -> Result<(), Denied> {
+    let principal = match caller {
+        Caller::Anonymous => return Err(Denied::Required),
+        Caller::Refused(refusal) => return Err(Denied::Refused(*refusal)),
+        Caller::Principal(principal) => principal,
+    };
+    if principal.scheme != scheme {
+        return Err(Denied::Refused(Refusal::Unknown));
+    }
+    match &principal.pipelines {
+        Some(allowed) if !allowed.iter().any(|p| p == pipeline) => Err(Denied::Forbidden),
+        _ => Ok(()),
     }
 }

@@ -166,6 +166,11 @@ impl From<Denied> for Problem {
                 "auth.forbidden",
                 "this credential may not use this pipeline",
             ),
+            Denied::Closed => Self::new(
+                StatusCode::FORBIDDEN,
+                "read.closed",
+                "this pipeline's records are not readable through the API (its `read` is `closed`)",
+            ),
             Denied::Refused(refusal) => refusal.into(),
         }
     }

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 
 use librarian_actors::{HistoryCursor, HistoryQuery};
 use librarian_model::Record;
-use salvo::http::header::{CONTENT_TYPE, HeaderValue, LOCATION};
+use salvo::http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, LOCATION,
+};
 use salvo::prelude::*;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
@@ -18,7 +20,7 @@ use super::intake::{
 };
 use super::problem::Problem;
 use crate::app::App;
-use crate::auth::{Caller, Denied};
+use crate::auth::{Caller, Denied, ReadAccess};
 use crate::config::DEFAULT_PIPELINE;
 use crate::pipeline::{Accepted, BoxFuture, Pipeline, SubmitError};
 
@@ -186,7 +188,7 @@ async fn readable_record(
     let record = read_any(app, |p| Box::pin(p.record(id))).await?;
     record
         .filter(|r| only.as_ref().is_none_or(|p| p.name == r.pipeline))
-        .filter(|r| app.auth.authorize(&caller, &r.pipeline).is_ok())
+        .filter(|r| app.auth.authorize_read(&caller, &r.pipeline).is_ok())
         .ok_or_else(|| Problem::not_found("record.not_found", format!("no record with id {id}")))
 }
 
@@ -203,6 +205,9 @@ pub async fn get_record(
     Ok(())
 }
 
+/// The largest side a thumbnail may ask for; larger asks get the stored image itself.
+const MAX_THUMBNAIL_SIDE: u32 = 1024;
+
 #[handler]
 pub async fn get_image(
     req: &mut Request,
@@ -211,15 +216,62 @@ pub async fn get_image(
 ) -> Result<(), Problem> {
     let app = app(depot);
     let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
+    let max_side = match req.query::<String>("max_side") {
+        None => None,
+        Some(text) => Some(
+            text.parse::<u32>()
+                .ok()
+                .filter(|n| (16..=MAX_THUMBNAIL_SIDE).contains(n))
+                .ok_or_else(|| {
+                    Problem::bad_request(
+                        "query.invalid",
+                        format!("max_side must be a number from 16 to {MAX_THUMBNAIL_SIDE}"),
+                    )
+                })?,
+        ),
+    };
     let record = readable_record(&app, depot, req, id).await?;
+    // A record's image never changes, so its hash (and the size asked) names the answer.
+    let etag = match max_side {
+        Some(side) => format!("\"{}-{side}\"", record.image.sha256),
+        None => format!("\"{}\"", record.image.sha256),
+    };
+    let public = app.auth.access(&record.pipeline).read == ReadAccess::Public;
+    let cache = match public {
+        true => "public, max-age=31536000, immutable",
+        false => "private, max-age=31536000, immutable",
+    };
+    let headers = res.headers_mut();
+    headers.insert(
+        ETAG,
+        HeaderValue::from_str(&etag).expect("hex is a header value"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
+    let cached = req
+        .headers()
+        .get(IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if cached {
+        res.status_code(StatusCode::NOT_MODIFIED);
+        return Ok(());
+    }
     let bytes = read_any(&app, |p| Box::pin(p.image(&record)))
         .await?
         .ok_or_else(|| Problem::not_found("record.not_found", format!("no image for id {id}")))?;
-    res.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static(record.image.format.mime()),
-    );
-    res.body(bytes);
+    let (body, mime) = match max_side {
+        Some(side) => {
+            let small = app
+                .analyzer
+                .thumbnail(bytes.into(), record.image.clone(), side)
+                .await?;
+            (small, "image/jpeg")
+        }
+        None => (bytes, record.image.format.mime()),
+    };
+    res.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(mime));
+    res.body(body);
     Ok(())
 }
 
@@ -231,21 +283,29 @@ fn listed_pipelines(
     only: Option<&Pipeline>,
 ) -> Result<Vec<String>, Problem> {
     if let Some(pipeline) = only {
-        app.auth.authorize(caller, &pipeline.name)?;
+        app.auth.authorize_read(caller, &pipeline.name)?;
         return Ok(vec![pipeline.name.clone()]);
     }
-    let readable: Vec<String> = app
-        .pipelines
-        .keys()
-        .filter(|name| app.auth.authorize(caller, name).is_ok())
-        .cloned()
-        .collect();
+    let mut readable = Vec::new();
+    let mut denials = Vec::new();
+    for name in app.pipelines.keys() {
+        match app.auth.authorize_read(caller, name) {
+            Ok(()) => readable.push(name.clone()),
+            Err(denied) => denials.push(denied),
+        }
+    }
     if readable.is_empty() {
-        let denied = match caller {
-            Caller::Anonymous => Denied::Required,
-            Caller::Refused(refusal) => Denied::Refused(*refusal),
-            Caller::Principal(_) => Denied::Forbidden,
+        // The answer that helps most: a credential to fix or to send before "not allowed".
+        let rank = |d: &Denied| match d {
+            Denied::Refused(_) => 0,
+            Denied::Required => 1,
+            Denied::Forbidden => 2,
+            Denied::Closed => 3,
         };
+        let denied = denials
+            .into_iter()
+            .min_by_key(rank)
+            .unwrap_or(Denied::Closed);
         return Err(denied.into());
     }
     Ok(readable)
@@ -427,6 +487,7 @@ fn pipeline_spec(app: &App, pipeline: &Pipeline) -> Value {
         "image_field": pipeline.image_field,
         "labels_field": pipeline.labels_field,
         "label_schema": pipeline.label_schema(),
+        "access": app.auth.access(&pipeline.name),
         "limits": {
             "max_body_bytes": config.server.max_body_bytes,
             "max_pixels": pipeline.max_pixels(),

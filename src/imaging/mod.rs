@@ -4,6 +4,7 @@
 mod jpeg;
 mod pixels;
 mod png;
+mod thumbnail;
 
 use std::io::Cursor;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -79,6 +80,16 @@ fn to_format(format: image::ImageFormat) -> Option<ImageFormat> {
     })
 }
 
+/// A bound of the memory a colour thumbnail takes: the decoder's working memory and the
+/// image in RGBA (16 bits a channel for TIFF) beside it.
+fn thumbnail_cost(bytes: &[u8], facts: &ImageFacts) -> u64 {
+    let colour = match facts.format {
+        ImageFormat::Tiff => 8,
+        _ => 4,
+    };
+    decode_cost(bytes, facts) + facts.pixels() * colour
+}
+
 /// Memory the extractors use beside the decoded image, whatever its size: shrunk copies of
 /// at most a few megapixels, binarized rows, symbol grids.
 const EXTRACTION_BYTES: u64 = 32 << 20;
@@ -140,10 +151,46 @@ impl Analyzer {
         max_pixels: u64,
         extractors: Vec<Arc<dyn Extractor>>,
     ) -> Result<Extracted, ImageError> {
+        let cost = decode_cost(&bytes, &facts);
+        self.run(bytes, facts, max_pixels, cost, move |bytes, facts| {
+            analyze_now(bytes, facts, max_pixels, &extractors)
+        })
+        .await
+    }
+
+    /// A JPEG of the image in colour, upright, its longer side at most `max_side` pixels;
+    /// decoded under the same bounds as an analysis.
+    pub async fn thumbnail(
+        &self,
+        bytes: Bytes,
+        facts: ImageFacts,
+        max_side: u32,
+    ) -> Result<Vec<u8>, ImageError> {
+        let cost = thumbnail_cost(&bytes, &facts);
+        self.run(
+            bytes,
+            facts,
+            DECODE_PIXEL_LIMIT,
+            cost,
+            move |bytes, facts| thumbnail::make(bytes, facts, max_side),
+        )
+        .await
+    }
+
+    /// Runs `job` on the blocking pool once a worker and `cost` bytes of the memory budget
+    /// are free, within the time budget, its panics caught.
+    async fn run<T: Send + 'static>(
+        &self,
+        bytes: Bytes,
+        facts: ImageFacts,
+        max_pixels: u64,
+        cost: u64,
+        job: impl FnOnce(&[u8], &ImageFacts) -> Result<T, ImageError> + Send + 'static,
+    ) -> Result<T, ImageError> {
         let budget_ms = self.budget.as_millis() as u64;
         let format = facts.format;
         within_limit(&facts, max_pixels)?;
-        let needed_mib = mib(decode_cost(&bytes, &facts));
+        let needed_mib = mib(cost);
         if needed_mib > self.memory_mib {
             return Err(ImageError::TooLargeToDecode {
                 needed_mib,
@@ -169,10 +216,7 @@ impl Analyzer {
             // The permits are held until the work really ends, so a decoder that overruns its
             // budget still counts against the pool and its memory, and cannot multiply.
             let _permits = permits;
-            catch_unwind(AssertUnwindSafe(|| {
-                analyze_now(&bytes, &facts, max_pixels, &extractors)
-            }))
-            .unwrap_or_else(|_| {
+            catch_unwind(AssertUnwindSafe(|| job(&bytes, &facts))).unwrap_or_else(|_| {
                 Err(ImageError::Undecodable(
                     format,
                     "the decoder failed on this image".into(),

@@ -7,6 +7,8 @@ use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use image::{DynamicImage, GrayImage, ImageFormat, Luma};
 use jsonwebtoken::{EncodingKey, Header};
 use librarian::app::App;
@@ -14,8 +16,8 @@ use librarian::config::{Config, Overrides};
 use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
 use salvo::http::header::CONTENT_TYPE;
 use salvo::prelude::*;
-use salvo::test::ResponseExt;
-use serde_json::Value;
+use salvo::test::{RequestBuilder, ResponseExt};
+use serde_json::{Value, json};
 
 /// A barcode symbol drawn by rxing's writer, black on white, with a white margin.
 pub fn symbol(format: BarcodeFormat, text: &str, width: i32, height: i32) -> GrayImage {
@@ -133,6 +135,35 @@ pub async fn app(dir: &Path, extra_toml: &str) -> Arc<App> {
     };
     let loaded = Config::load(&overrides).expect("test config loads");
     Arc::new(App::build(loaded).await.expect("test app builds"))
+}
+
+/// The address in-process requests are made to.
+pub const BASE: &str = "http://127.0.0.1:8080";
+
+pub fn url(path: &str) -> String {
+    format!("{BASE}{path}")
+}
+
+/// A JSON submission body: the image in base64 and the labels.
+pub fn body(image: &[u8], labels: Value) -> Value {
+    json!({"image": STANDARD.encode(image), "labels": labels})
+}
+
+/// The in-process HTTP service of [`app`].
+pub async fn service(dir: &Path, extra_toml: &str) -> Service {
+    librarian::http::service(app(dir, extra_toml).await)
+}
+
+/// Sends a request with an optional bearer token.
+pub async fn send(service: &Service, mut request: RequestBuilder, token: Option<&str>) -> Response {
+    if let Some(token) = token {
+        request = request.add_header("authorization", format!("Bearer {token}"), true);
+    }
+    request.send(service).await
+}
+
+pub fn status(res: &Response) -> u16 {
+    res.status_code.map_or(0, |s| s.as_u16())
 }
 
 /// Files in a folder, sorted; empty when the folder does not exist.

@@ -17,6 +17,19 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// ---- the access token, for collections that need one; kept for this tab's session only ----
+
+const access = () => (state.pipeline && state.pipeline.access) || { submit: 'none', read: 'public' };
+const needsToken = (mode) => mode === 'tokens' || mode === 'jwt';
+const token = () => sessionStorage.getItem('librarian-token') || '';
+const authHeaders = () => (token() ? { Authorization: `Bearer ${token()}` } : {});
+
+function showAccess() {
+  const a = access();
+  $('token-field').hidden = !(needsToken(a.submit) || needsToken(a.read));
+  $('token').value = token();
+}
+
 const fieldId = (pointer) => 'label' + pointer.replace(/[^A-Za-z0-9]/g, '_');
 const pointerOf = (path) => '/' + path.map((p) => String(p).replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
 
@@ -184,6 +197,8 @@ function explain(code, problem) {
   const limits = (state.pipeline && state.pipeline.limits) || {};
   switch (problem.status) {
     case 400: return `The server could not read what was sent (${problem.detail}). Please choose the photo again and resend.`;
+    case 401: return 'The access token was not accepted: check it (or ask the organisers for a new one) and send again.';
+    case 403: return 'This access token is not for this collection. Enter the token for this collection and send again.';
     case 404: return 'This collection no longer exists. Reload the page and choose another one.';
     case 409: return 'This submission was already sent with different content. Reload the page and send again.';
     case 413: return `The photo is too large: the limit is ${megabytes(limits.max_body_bytes || 0)}. Take a smaller photo or lower the camera resolution.`;
@@ -228,6 +243,7 @@ function upload(url, form, onProgress) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('PUT', url);
+    for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
     xhr.responseType = 'json';
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.onload = () => resolve({ status: xhr.status, body: xhr.response, retryAfter: Number(xhr.getResponseHeader('Retry-After')) || 0 });
@@ -245,6 +261,11 @@ async function send(event) {
   if (!state.file) {
     showFieldError('photo', 'Choose a photo first.');
     $('photo').focus();
+    return;
+  }
+  if (needsToken(access().submit) && !token()) {
+    showFieldError('token', 'Enter the token you were given for this collection.');
+    $('token').focus();
     return;
   }
   const labels = collectLabels();
@@ -331,16 +352,36 @@ function showResult(record) {
 
 async function loadRecent(fromStart) {
   const name = state.pipeline ? state.pipeline.name : 'default';
-  const url = fromStart || !state.next ? `/api/v1/submissions?pipeline=${encodeURIComponent(name)}&limit=10` : state.next;
-  const res = await fetch(url);
-  if (!res.ok) return;
-  const page = await res.json();
   const list = $('recent-list');
+  const note = $('recent-note');
+  const read = access().read;
+  note.hidden = true;
+  if (read === 'closed' || (needsToken(read) && !token())) {
+    list.textContent = '';
+    $('older').hidden = true;
+    note.textContent = read === 'closed'
+      ? 'Submissions to this collection are not shown here.'
+      : 'Enter the access token to see the submissions of this collection.';
+    note.hidden = false;
+    return;
+  }
+  const url = fromStart || !state.next ? `/api/v1/submissions?pipeline=${encodeURIComponent(name)}&limit=10` : state.next;
+  const res = await fetch(url, { headers: authHeaders() });
+  if (!res.ok) {
+    note.textContent = res.status === 401 || res.status === 403
+      ? 'This access token may not read this collection.'
+      : 'The submissions could not be loaded; reload the page to try again.';
+    note.hidden = false;
+    return;
+  }
+  const page = await res.json();
   if (fromStart || !state.next) list.textContent = '';
   for (const record of page.records) {
     const codes = record.barcodes.map((b) => b.text).join(', ') || 'no barcode';
+    const image = el('img', { alt: `Photo ${record.id}`, loading: 'lazy', width: 160 });
+    showThumbnail(image, `/api/v1/submissions/${record.id}/image?max_side=320`);
     list.append(el('li', {},
-      el('img', { src: `/api/v1/submissions/${record.id}/image`, alt: `Photo ${record.id}`, loading: 'lazy' }),
+      image,
       el('div', {}, el('div', {}, el('code', { text: codes })),
         el('div', { class: 'meta', text: `${new Date(record.received_at).toLocaleString()} · ${JSON.stringify(record.labels)}` }),
         el('div', { class: 'meta', text: record.id }))));
@@ -348,6 +389,13 @@ async function loadRecent(fromStart) {
   if (!page.records.length && (fromStart || !state.next)) list.append(el('li', { text: 'Nothing yet.' }));
   state.next = page.next;
   $('older').hidden = !page.next;
+}
+
+// An <img> cannot send a token: a protected thumbnail is fetched and shown from memory.
+async function showThumbnail(image, url) {
+  if (!needsToken(access().read)) { image.src = url; return; }
+  const res = await fetch(url, { headers: authHeaders() });
+  if (res.ok) image.src = URL.createObjectURL(await res.blob());
 }
 
 // ---- start ----
@@ -367,9 +415,16 @@ async function start() {
   $('pipeline-field').hidden = state.pipelines.length < 2;
   select.addEventListener('change', () => {
     state.pipeline = state.pipelines.find((p) => p.name === select.value);
+    showAccess();
     renderLabels();
     loadRecent(true);
   });
+  $('token').addEventListener('change', () => {
+    sessionStorage.setItem('librarian-token', $('token').value.trim());
+    showFieldError('token', '');
+    loadRecent(true);
+  });
+  showAccess();
   renderLabels();
   loadRecent(true);
   document.body.setAttribute('data-ready', 'true');
