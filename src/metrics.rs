@@ -83,6 +83,7 @@ pub struct Metrics {
     barcodes: Family<FormatLabels, Counter>,
     in_flight: Gauge,
     orphans: Counter,
+    history_skipped: Counter,
     /// Encoding walks the registry; one scrape at a time.
     encoding: Mutex<()>,
 }
@@ -105,6 +106,7 @@ impl Metrics {
         let barcodes = Family::<FormatLabels, Counter>::default();
         let in_flight = Gauge::default();
         let orphans = Counter::default();
+        let history_skipped = Counter::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -136,6 +138,11 @@ impl Metrics {
             "Leftovers of failed stores that could not be removed",
             orphans.clone(),
         );
+        registry.register(
+            "history_records_skipped",
+            "Records left out of history pages: unreadable, or larger than a page holds",
+            history_skipped.clone(),
+        );
         Self {
             registry,
             requests,
@@ -145,8 +152,14 @@ impl Metrics {
             barcodes,
             in_flight,
             orphans,
+            history_skipped,
             encoding: Mutex::new(()),
         }
+    }
+
+    /// Records a history page left out.
+    pub fn history_skipped(&self, records: usize) {
+        self.history_skipped.inc_by(records as u64);
     }
 
     pub fn request(&self, method: &str, path: &str, status: u16) {

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
-use librarian_actors::{Actor, ActorError, HistoryQuery, Read};
+use librarian_actors::{Actor, ActorError, HistoryPage, HistoryQuery, Read};
 use librarian_model::{Facts, ImageFacts, ImageFormat, Labels, Record, Stored, Violation};
 use librarian_validators::{Stage, Validator};
 use serde_json::Value;
@@ -125,7 +125,7 @@ impl Pipeline {
             .await
     }
 
-    pub async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, SubmitError> {
+    pub async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, SubmitError> {
         self.read(Read::History, |actor| actor.history(query)).await
     }
 

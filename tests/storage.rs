@@ -182,6 +182,70 @@ async fn mongo_then_s3_keeps_a_queryable_document_and_the_photo() {
 }
 
 /// A 20 MiB PNG of noise: big enough for GridFS chunks and S3 multipart uploads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_history_page_skips_a_document_it_cannot_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mongo = servers::mongo();
+    let s3 = servers::s3(&dir.path().join("s3"));
+    let toml = format!(
+        "[pipelines.default]\nextractors = []\nactors = [\"catalog\"]\n{}",
+        actors_toml(&mongo, &s3, "inline")
+    );
+    let service = service(dir.path(), &toml).await;
+    let mut ids = Vec::new();
+    for class in 0..2 {
+        let id = Uuid::new_v4().to_string();
+        let path = format!("/api/v1/submissions/{id}");
+        let (status, _) = put(&service, &path, &body(&ean_png(), json!({"class": class}))).await;
+        assert_eq!(status, 201);
+        ids.push(id);
+    }
+    // A document written by hand (or an older version) that is no record.
+    let broken = Uuid::new_v4().to_string();
+    collection(&mongo)
+        .await
+        .insert_one(doc! {"_id": &broken, "id": &broken, "pipeline": "default",
+        "received_at": mongodb::bson::DateTime::now(), "labels": "not an object"})
+        .await
+        .unwrap();
+    let mut page = TestClient::get(format!("{BASE}/api/v1/submissions?limit=2"))
+        .send(&service)
+        .await;
+    assert_eq!(page.status_code, Some(StatusCode::OK));
+    let page: Value = page.take_json().await.unwrap();
+    let listed: Vec<&str> = page["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        listed,
+        [ids[1].as_str()],
+        "the broken newest one is left out"
+    );
+    let next = page["next"]
+        .as_str()
+        .expect("the page was full: a next page");
+    assert!(
+        next.ends_with(&ids[1]),
+        "the next page starts after the last examined: {next}"
+    );
+    let mut rest = TestClient::get(format!("{BASE}{next}"))
+        .send(&service)
+        .await;
+    let rest: Value = rest.take_json().await.unwrap();
+    assert_eq!(rest["records"][0]["id"], ids[0].as_str());
+    let mut metrics = TestClient::get(format!("{BASE}/metrics"))
+        .send(&service)
+        .await;
+    let metrics = metrics.take_string().await.unwrap();
+    assert!(
+        metrics.contains("librarian_history_records_skipped_total 1"),
+        "the skip is counted"
+    );
+}
+
 fn big_png() -> Vec<u8> {
     let mut state = 0x9e37_79b9u32;
     let image = image::RgbImage::from_fn(2700, 2700, |_, _| {

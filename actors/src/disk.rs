@@ -14,7 +14,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Actor, ActorError, HistoryCursor, HistoryQuery, Read};
+use crate::{Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, PageBuilder, Read};
 
 /// Local folder storage: the embedded default, for a laptop or a single node.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -245,13 +245,13 @@ impl Actor for DiskActor {
         }
     }
 
-    async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, ActorError> {
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, ActorError> {
         let ids: Vec<Uuid> = {
             let index = self.index();
             let upper = match query.before {
                 Some(HistoryCursor::Record(id)) => match index.time_of.get(&id) {
                     Some(at) => Some((*at, id)),
-                    None => return Ok(Vec::new()),
+                    None => return Ok(HistoryPage::default()),
                 },
                 Some(HistoryCursor::Time(at)) => Some((at, Uuid::nil())),
                 None => None,
@@ -267,13 +267,20 @@ impl Actor for DiskActor {
                 .map(|((_, id), _)| *id)
                 .collect()
         };
-        let paths: Vec<PathBuf> = ids.iter().map(|id| self.record_path(*id)).collect();
+        let files: Vec<(Uuid, PathBuf)> =
+            ids.iter().map(|id| (*id, self.record_path(*id))).collect();
+        let query = query.clone();
         blocking(move || {
-            let mut records = Vec::with_capacity(paths.len());
-            for path in paths {
-                records.extend(read_record(&path)?);
+            let mut page = PageBuilder::new(&query);
+            for (id, path) in files {
+                // A file's size says what reading it costs before it is read.
+                let size = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+                if !page.fits(size) {
+                    break;
+                }
+                page.add(id, size, || read_record(&path));
             }
-            Ok(records)
+            Ok(page.finish())
         })
         .await
     }
@@ -371,26 +378,81 @@ mod tests {
             pipelines: vec!["default".into()],
             limit: 2,
             before,
+            max_bytes: 1 << 20,
         };
-        let first: Vec<Uuid> = reopened
-            .history(&page(None))
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(first, [ids[4], ids[3]]);
-        let second: Vec<Uuid> = reopened
+        let first = reopened.history(&page(None)).await.unwrap();
+        assert_eq!(listed(&first), [ids[4], ids[3]]);
+        assert!(first.more);
+        let second = reopened
             .history(&page(Some(HistoryCursor::Record(ids[3]))))
             .await
-            .unwrap()
-            .iter()
-            .map(|r| r.id)
-            .collect();
-        assert_eq!(second, [ids[1], ids[0]]);
+            .unwrap();
+        assert_eq!(listed(&second), [ids[1], ids[0]]);
         assert_eq!(
             reopened.find_image("3", "default").await.unwrap(),
             Some(ids[3])
+        );
+    }
+
+    fn listed(page: &HistoryPage) -> Vec<Uuid> {
+        page.records.iter().map(|r| r.id).collect()
+    }
+
+    #[tokio::test]
+    async fn a_page_skips_what_it_cannot_read_and_stops_when_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let actor = DiskActor::open(&DiskConfig {
+            dir: dir.path().into(),
+        })
+        .await
+        .unwrap();
+        let ids: Vec<Uuid> = (0..5).map(|_| Uuid::new_v4()).collect();
+        for (i, id) in ids.iter().enumerate() {
+            actor
+                .store(&record(*id, i as i64, "default", "s"), b"x")
+                .await
+                .unwrap();
+        }
+        let size = std::fs::metadata(actor.record_path(ids[0])).unwrap().len() as usize;
+        // The newest is broken, the next one grew past what a page holds.
+        std::fs::write(actor.record_path(ids[4]), b"{not json").unwrap();
+        let mut big = serde_json::to_value(actor.record(ids[3]).await.unwrap()).unwrap();
+        big["labels"]["filler"] = "x".repeat(4 * size).into();
+        std::fs::write(actor.record_path(ids[3]), big.to_string()).unwrap();
+        let query = |before| HistoryQuery {
+            pipelines: vec!["default".into()],
+            limit: 10,
+            before,
+            max_bytes: 2 * size + 16,
+        };
+        let first = actor.history(&query(None)).await.unwrap();
+        assert_eq!(listed(&first), [ids[2], ids[1]], "two records fit");
+        let skipped: Vec<&str> = first.skipped.iter().map(|s| s.id.as_str()).collect();
+        assert_eq!(skipped, [ids[4].to_string(), ids[3].to_string()]);
+        assert!(
+            first.skipped[1]
+                .reason
+                .contains("more than a history page holds")
+        );
+        assert!(
+            first.more,
+            "the page ended at its size, not at the last record"
+        );
+        assert_eq!(first.last, Some(ids[1]));
+        let second = actor
+            .history(&query(first.last.map(HistoryCursor::Record)))
+            .await
+            .unwrap();
+        assert_eq!(listed(&second), [ids[0]]);
+        assert!(!second.more);
+        let from_broken = actor
+            .history(&query(Some(HistoryCursor::Record(ids[4]))))
+            .await
+            .unwrap();
+        assert_eq!(
+            listed(&from_broken)[0],
+            ids[2],
+            "a skipped record is a cursor too"
         );
     }
 }

@@ -37,6 +37,101 @@ pub struct HistoryQuery {
     pub limit: usize,
     /// Only records received before this one (the cursor of the previous page).
     pub before: Option<HistoryCursor>,
+    /// The stored size of the page's records together: the page ends before the record that
+    /// would pass it, and a record larger than all of it is skipped.
+    pub max_bytes: usize,
+}
+
+/// One page of history.
+#[derive(Debug, Default)]
+pub struct HistoryPage {
+    /// Newest first.
+    pub records: Vec<Record>,
+    /// Records of the page left out: unreadable, or larger than a page holds.
+    pub skipped: Vec<Skipped>,
+    /// The last record examined (listed or skipped): the next page starts after it.
+    pub last: Option<Uuid>,
+    /// Whether the page ended at its limit or its size, so more may follow.
+    pub more: bool,
+}
+
+/// A record a history page could not list, and why.
+#[derive(Debug)]
+pub struct Skipped {
+    /// Its id, or its stored key when the id itself cannot be read.
+    pub id: String,
+    pub reason: String,
+}
+
+/// Fills a page from stored records, newest first, within the query's limits.
+pub(crate) struct PageBuilder<'q> {
+    query: &'q HistoryQuery,
+    page: HistoryPage,
+    bytes: usize,
+    examined: usize,
+}
+
+impl<'q> PageBuilder<'q> {
+    pub(crate) fn new(query: &'q HistoryQuery) -> Self {
+        Self {
+            query,
+            page: HistoryPage::default(),
+            bytes: 0,
+            examined: 0,
+        }
+    }
+
+    /// Whether a stored record of `size` bytes still fits; when it does not, the page ends
+    /// here and says more follow. A record larger than a whole page is let through to
+    /// [`PageBuilder::add`], which skips it, so it cannot end every page at its place.
+    pub(crate) fn fits(&mut self, size: usize) -> bool {
+        let fits = size > self.query.max_bytes || self.bytes + size <= self.query.max_bytes;
+        if !fits {
+            self.page.more = true;
+        }
+        fits
+    }
+
+    /// Lists the record `read` gives (its stored size being `size`), or skips it: one larger
+    /// than a whole page is not read at all, one that cannot be read is named with the cause.
+    pub(crate) fn add(
+        &mut self,
+        id: Uuid,
+        size: usize,
+        read: impl FnOnce() -> Result<Option<Record>, ActorError>,
+    ) {
+        self.examined += 1;
+        self.page.last = Some(id);
+        let reason = match size > self.query.max_bytes {
+            true => format!(
+                "{size} bytes stored, more than a history page holds ({}); read it by its id",
+                self.query.max_bytes
+            ),
+            false => match read() {
+                Ok(Some(record)) => {
+                    self.bytes += size;
+                    self.page.records.push(record);
+                    return;
+                }
+                // Removed since the page was planned.
+                Ok(None) => return,
+                Err(e) => e.to_string(),
+            },
+        };
+        self.examined -= 1;
+        self.skip(id.to_string(), reason);
+    }
+
+    /// Leaves out a record that cannot be listed, named by `id` (or its stored key).
+    pub(crate) fn skip(&mut self, id: String, reason: String) {
+        self.examined += 1;
+        self.page.skipped.push(Skipped { id, reason });
+    }
+
+    pub(crate) fn finish(mut self) -> HistoryPage {
+        self.page.more |= self.examined == self.query.limit;
+        self.page
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -72,7 +167,7 @@ pub trait Actor: Send + Sync {
         Err(ActorError::Unsupported)
     }
 
-    async fn history(&self, _query: &HistoryQuery) -> Result<Vec<Record>, ActorError> {
+    async fn history(&self, _query: &HistoryQuery) -> Result<HistoryPage, ActorError> {
         Err(ActorError::Unsupported)
     }
 

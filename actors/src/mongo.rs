@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use librarian_model::{ImageFormat, Record};
-use mongodb::bson::{self, Bson, Document, doc};
+use mongodb::bson::{self, Bson, Document, RawDocumentBuf, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
 use mongodb::gridfs::GridFsBucket;
 use mongodb::options::{
@@ -18,7 +18,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Actor, ActorError, HistoryCursor, HistoryQuery, Read};
+use crate::{Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, PageBuilder, Read};
+
+/// Records fetched per round trip when paging history.
+const HISTORY_BATCH: u32 = 8;
 
 /// Photos up to this size may be kept inside the record's document (MongoDB's limit is 16 MiB).
 const INLINE_LIMIT: usize = 15 * 1024 * 1024;
@@ -366,14 +369,19 @@ impl Actor for MongoActor {
         }
     }
 
-    async fn history(&self, query: &HistoryQuery) -> Result<Vec<Record>, ActorError> {
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, ActorError> {
         let mut filter = doc! {"pipeline": {"$in": &query.pipelines}};
         match query.before {
             Some(HistoryCursor::Record(id)) => {
-                let Some(cursor) = self.record(id).await? else {
-                    return Ok(Vec::new());
+                // Only the cursor's time is read, so a record that does not parse still pages.
+                let find = self
+                    .records
+                    .find_one(doc! {"_id": id.to_string()})
+                    .projection(doc! {"received_at": 1});
+                let at = self.bounded(find).await?;
+                let Some(at) = at.and_then(|d| d.get_datetime("received_at").ok().copied()) else {
+                    return Ok(HistoryPage::default());
                 };
-                let at = bson::DateTime::from_millis(cursor.received_at.timestamp_millis());
                 filter.insert(
                     "$or",
                     vec![
@@ -390,14 +398,40 @@ impl Actor for MongoActor {
             }
             None => {}
         }
-        let find = self
-            .records
+        // Raw documents, fetched a few at a time: each one's size is known before it is
+        // parsed, and the page stops reading once it is full.
+        let raw = self.records.clone_with_type::<RawDocumentBuf>();
+        let find = raw
             .find(filter)
             .sort(doc! {"received_at": -1, "_id": -1})
             .limit(query.limit as i64)
+            .batch_size(HISTORY_BATCH)
             .projection(doc! {"image_bytes": 0});
-        let cursor = self.bounded(find).await?;
-        let documents: Vec<Document> = tokio::time::timeout(self.timeout, cursor.try_collect())
+        let mut cursor = self.bounded(find).await?;
+        let read = async {
+            let mut page = PageBuilder::new(query);
+            while let Some(raw) = cursor.try_next().await.map_err(store_error)? {
+                let size = raw.as_bytes().len();
+                if !page.fits(size) {
+                    break;
+                }
+                let key = raw.get_str("_id").map(str::to_owned);
+                match key.as_deref().map(Uuid::parse_str) {
+                    Ok(Ok(id)) => page.add(id, size, || {
+                        let document = raw
+                            .to_document()
+                            .map_err(|e| ActorError::Corrupt(e.to_string()))?;
+                        to_record(document).map(Some)
+                    }),
+                    _ => page.skip(
+                        key.unwrap_or_else(|_| "(no _id)".into()),
+                        "the document's _id is not a record id".into(),
+                    ),
+                }
+            }
+            Ok(page.finish())
+        };
+        tokio::time::timeout(self.timeout, read)
             .await
             .map_err(|_| {
                 ActorError::Io(std::io::Error::new(
@@ -405,8 +439,6 @@ impl Actor for MongoActor {
                     "MongoDB history timed out",
                 ))
             })?
-            .map_err(store_error)?;
-        documents.into_iter().map(to_record).collect()
     }
 
     async fn find_image(&self, sha256: &str, pipeline: &str) -> Result<Option<Uuid>, ActorError> {

@@ -25,6 +25,9 @@ use crate::config::DEFAULT_PIPELINE;
 use crate::pipeline::{Accepted, BoxFuture, Pipeline, SubmitError};
 
 const MAX_PAGE: usize = 100;
+/// What one history page may read of stored records, at least (four times
+/// `server.max_label_bytes` when that is more), so a page's memory is bounded.
+const HISTORY_PAGE_BYTES: usize = 4 << 20;
 const MAX_SCAN_IMAGES: usize = 32;
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -346,10 +349,19 @@ pub async fn history(
         pipelines,
         limit,
         before,
+        max_bytes: HISTORY_PAGE_BYTES.max(4 * app.loaded.config.server.max_label_bytes),
     };
-    let records = reader.history(&query).await?;
-    let next = (records.len() == limit).then(|| {
-        let last = records.last().map(|r| r.id).unwrap_or_default();
+    let page = reader.history(&query).await?;
+    for skipped in &page.skipped {
+        tracing::warn!(
+            record = %skipped.id,
+            reason = %skipped.reason,
+            "a record was left out of a history page"
+        );
+    }
+    app.metrics.history_skipped(page.skipped.len());
+    let records = page.records;
+    let next = page.last.filter(|_| page.more).map(|last| {
         match (&route, req.query::<String>("pipeline")) {
             (Some(name), _) => {
                 format!("/api/v1/pipelines/{name}/submissions?limit={limit}&before={last}")
