@@ -225,6 +225,51 @@ schema = { type = "object", required = ["gtin"], properties = { gtin = { type = 
     assert_eq!(labels, json!({"gtin": "8413000065504", "count": 2}));
 }
 
+#[tokio::test]
+async fn json_numbers_are_kept_exactly_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let image = STANDARD.encode(ean_png());
+    let exact = format!(
+        r#"{{"image": "{image}", "labels": {{"max": 9223372036854775807, "min": -9223372036854775808, "f": 0.1}}}}"#
+    );
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .raw_json(exact)
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    let record: Value = res.take_json().await.unwrap();
+    assert_eq!(record["labels"]["max"], json!(i64::MAX));
+    assert_eq!(record["labels"]["min"], json!(i64::MIN));
+    let before = files(&dir.path().join("data")).len();
+    let wide = format!(r#"{{"image": "{image}", "labels": {{"code": 99999999999999999999}}}}"#);
+    let as_text = serde_json::to_string(
+        &json!({"image": image, "labels": r#"{"code": 18446744073709551616}"#}),
+    )
+    .unwrap();
+    for body in [wide, as_text] {
+        let mut res = TestClient::post(url("/api/v1/submissions"))
+            .raw_json(body)
+            .send(&service)
+            .await;
+        let problem = problem(&mut res, 422, "labels.integer_too_wide").await;
+        assert!(
+            problem["detail"]
+                .as_str()
+                .unwrap()
+                .contains("send it as a string")
+        );
+    }
+    let parts = [("labels", r#"{"code": -99999999999999999999}"#)];
+    let mut res = post_form(&service, "/api/v1/submissions", &ean_png(), &parts).await;
+    problem(&mut res, 422, "labels.integer_too_wide").await;
+    assert_eq!(
+        files(&dir.path().join("data")).len(),
+        before,
+        "nothing stored"
+    );
+}
+
 /// Labels `levels` objects deep, the labels object itself counted.
 fn nested_labels(levels: usize) -> Value {
     let mut value = json!(1);

@@ -2,6 +2,7 @@
 //! labels from the query string merged in. The body limit is the config's, checked against
 //! Content-Length before a byte is read.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -14,6 +15,7 @@ use salvo::http::header::CONTENT_LENGTH;
 use salvo::http::{ParseError, ReqBody};
 use salvo::prelude::*;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::pipeline::Submission;
 
@@ -37,6 +39,11 @@ pub enum InputError {
     MalformedLabels(String),
     #[error("the labels nest deeper than {MAX_LABEL_DEPTH} levels")]
     LabelsTooDeep,
+    #[error(
+        "the label number {0} is an integer outside the 64-bit range, which no store keeps \
+         exactly; send it as a string"
+    )]
+    WideInteger(String),
     #[error("the labels take {bytes} bytes as JSON; this server keeps at most {limit}")]
     LabelsTooLarge { bytes: usize, limit: usize },
     #[error("`{0}` is not a UUID")]
@@ -158,11 +165,51 @@ fn property<'a>(schema: Option<&'a Value>, name: &str) -> Option<&'a Value> {
     schema?.get("properties")?.get(name)
 }
 
+/// The first integer in this JSON text that a 64-bit signed integer cannot hold. serde_json
+/// would read it as a float and lose digits, and MongoDB keeps no wider integer.
+fn wide_integer(json: &str) -> Option<&str> {
+    let bytes = json.as_bytes();
+    let mut i = 0;
+    let mut in_string = false;
+    while i < bytes.len() {
+        match (in_string, bytes[i]) {
+            (true, b'\\') => i += 1,
+            (true, b'"') | (false, b'"') => in_string = !in_string,
+            (false, b'-' | b'0'..=b'9') => {
+                let start = i;
+                while bytes
+                    .get(i)
+                    .is_some_and(|b| matches!(b, b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9'))
+                {
+                    i += 1;
+                }
+                let number = &json[start..i];
+                if !number.contains(['.', 'e', 'E']) && number.parse::<i64>().is_err() {
+                    return Some(number);
+                }
+                continue;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Labels from JSON text, every number kept exactly.
+fn labels_from_json(text: &str) -> Result<Value, InputError> {
+    if let Some(number) = wide_integer(text) {
+        let shown: String = number.chars().take(40).collect();
+        return Err(InputError::WideInteger(shown));
+    }
+    serde_json::from_str(text).map_err(|e| InputError::MalformedLabels(e.to_string()))
+}
+
 fn labels_from_text(text: &str) -> Result<Labels, InputError> {
-    match serde_json::from_str(text) {
+    match labels_from_json(text) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(InputError::LabelsNotObject),
-        Err(e) => Err(InputError::MalformedLabels(e.to_string())),
+        Err(e) => Err(e),
     }
 }
 
@@ -274,23 +321,35 @@ async fn read_json(
     limit: usize,
 ) -> Result<(Bytes, Labels), InputError> {
     let body = read_body(req, limit).await?;
-    let value: Value =
-        serde_json::from_slice(&body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-    let Value::Object(mut object) = value else {
-        return Err(InputError::MalformedJson(format!(
+    let not_object = || {
+        InputError::MalformedJson(format!(
             "expected an object with `{}` and `{}`",
             fields.image, fields.labels
-        )));
+        ))
     };
-    let image = match object.remove(fields.image) {
-        Some(Value::String(text)) => decode_image_text(&text)?,
+    // Fields as raw JSON text, so the labels' numbers are checked as they were written.
+    let text = std::str::from_utf8(&body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
+    if !text.trim_start().starts_with('{') {
+        return Err(not_object());
+    }
+    let mut object: HashMap<String, &RawValue> =
+        serde_json::from_str(text).map_err(|e| InputError::MalformedJson(e.to_string()))?;
+    let image = match object
+        .remove(fields.image)
+        .map(|raw| serde_json::from_str(raw.get()))
+    {
+        Some(Ok(Value::String(text))) => decode_image_text(&text)?,
         _ => return Err(InputError::MissingImage(fields.image.to_owned())),
     };
-    let labels = match object.remove(fields.labels) {
-        None | Some(Value::Null) => Labels::new(),
-        Some(Value::Object(map)) => map,
-        Some(Value::String(text)) => labels_from_text(&text)?,
-        Some(_) => return Err(InputError::LabelsNotObject),
+    let labels = match object
+        .remove(fields.labels)
+        .map(|raw| labels_from_json(raw.get()))
+    {
+        None | Some(Ok(Value::Null)) => Labels::new(),
+        Some(Ok(Value::Object(map))) => map,
+        Some(Ok(Value::String(text))) => labels_from_text(&text)?,
+        Some(Ok(_)) => return Err(InputError::LabelsNotObject),
+        Some(Err(e)) => return Err(e),
     };
     Ok((image, labels))
 }
@@ -361,6 +420,30 @@ mod tests {
             decode_image_text("not base64!"),
             Err(InputError::BadBase64(_))
         ));
+    }
+
+    #[test]
+    fn integers_wider_than_64_bits_are_found_outside_strings_only() {
+        assert_eq!(
+            wide_integer(r#"{"a": 99999999999999999999}"#),
+            Some("99999999999999999999")
+        );
+        assert_eq!(
+            wide_integer(r#"{"a": [1, -9223372036854775809]}"#),
+            Some("-9223372036854775809")
+        );
+        assert_eq!(
+            wide_integer(r#"{"a": 9223372036854775807, "b": -9223372036854775808}"#),
+            None
+        );
+        assert_eq!(
+            wide_integer(r#"{"a": 1e400, "b": 123456789012345678901.5}"#),
+            None
+        );
+        assert_eq!(
+            wide_integer(r#"{"a": "99999999999999999999", "b\"": "\"1"}"#),
+            None
+        );
     }
 
     #[test]

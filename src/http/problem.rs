@@ -138,6 +138,9 @@ impl From<InputError> for Problem {
             InputError::LabelsNotObject => (StatusCode::BAD_REQUEST, "labels.not_object"),
             InputError::MalformedLabels(_) => (StatusCode::BAD_REQUEST, "labels.malformed_json"),
             InputError::LabelsTooDeep => (StatusCode::UNPROCESSABLE_ENTITY, "labels.too_deep"),
+            InputError::WideInteger(_) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "labels.integer_too_wide")
+            }
             InputError::LabelsTooLarge { .. } => {
                 (StatusCode::PAYLOAD_TOO_LARGE, "labels.too_large")
             }
