@@ -140,6 +140,10 @@ struct SubmitArgs {
     /// Submit under this UUID (idempotent: safe to repeat); default: a new one.
     #[arg(long)]
     id: Option<uuid::Uuid>,
+    /// A contributor token or JWT for pipelines that need one. The variable keeps it out of
+    /// the process list; it is outside the `LIBRARIAN_` prefix, which is the server's config.
+    #[arg(long, env = "SUBMIT_LIBRARIAN_TOKEN", hide_env_values = true)]
+    token: Option<String>,
 }
 
 pub fn main() -> ExitCode {
@@ -209,6 +213,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
         config_file: args.config,
         bind: args.bind,
         data_dir: args.data_dir,
+        ..Default::default()
     };
     runtime()?.block_on(async {
         let app = build_app(&overrides).await?;
@@ -315,8 +320,11 @@ fn submit(args: SubmitArgs) -> Result<(), String> {
         .http_status_as_error(false)
         .build()
         .into();
-    let mut response = agent
-        .put(&url)
+    let mut request = agent.put(&url);
+    if let Some(token) = &args.token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    let mut response = request
         .send_json(&body)
         .map_err(|e| format!("{url}: {e}"))?;
     let status = response.status();

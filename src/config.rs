@@ -231,6 +231,9 @@ pub struct Overrides {
     pub config_file: Option<PathBuf>,
     pub bind: Option<String>,
     pub data_dir: Option<PathBuf>,
+    /// Read no `LIBRARIAN_*` variable: for callers, such as tests, whose configuration must
+    /// not depend on the environment they happen to run in.
+    pub ignore_environment: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -281,7 +284,10 @@ impl Config {
         let file = overrides
             .config_file
             .clone()
-            .or_else(|| std::env::var_os("LIBRARIAN_CONFIG").map(PathBuf::from))
+            .or_else(|| {
+                let named = std::env::var_os("LIBRARIAN_CONFIG").map(PathBuf::from);
+                named.filter(|_| !overrides.ignore_environment)
+            })
             .map(|f| {
                 f.exists()
                     .then_some(f.clone())
@@ -298,7 +304,9 @@ impl Config {
                 _ => return Err(ConfigError::UnknownFileType(file.clone())),
             };
         }
-        figment = figment.merge(Env::prefixed("LIBRARIAN_").split("__").ignore(&["config"]));
+        if !overrides.ignore_environment {
+            figment = figment.merge(Env::prefixed("LIBRARIAN_").split("__").ignore(&["config"]));
+        }
         if let Some(bind) = &overrides.bind {
             figment = figment.merge(Serialized::default("server.bind", bind));
         }

@@ -245,13 +245,16 @@ fn until_healthy(address: &str) {
 /// server stops when the returned guard drops.
 fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
     let address = format!("127.0.0.1:{}", free_port());
-    let child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .current_dir(dir)
         .args(["serve", "--bind", &address, "-q"])
         .args(args)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::null());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
+        command.env_remove(key);
+    }
+    let child = command.spawn().unwrap();
     let server = Server(child);
     until_healthy(&address);
     (server, address)
@@ -309,6 +312,49 @@ fn serve_with_no_config_then_submit_from_the_cli_lands_in_data() {
         !run(dir.path(), &["health", "--url", &nobody], &[])
             .status
             .success()
+    );
+}
+
+#[test]
+fn submit_sends_a_token_from_its_flag_or_its_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("librarian.toml"),
+        "[auth]\nmode = \"tokens\"\n",
+    )
+    .unwrap();
+    let created = run(dir.path(), &["token", "create", "--name", "cli"], &[]);
+    assert!(created.status.success(), "{}", stderr(&created));
+    let token = stdout(&created).trim().to_owned();
+    let (_server, address) = serve(dir.path(), &[]);
+    let url = format!("http://{address}");
+    std::fs::write(
+        dir.path().join("photo.png"),
+        png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)),
+    )
+    .unwrap();
+    let submit = ["submit", "photo.png", "--url", &url];
+    let refused = run(dir.path(), &submit, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stdout(&refused).contains("auth.required"),
+        "{}",
+        stdout(&refused)
+    );
+    let with_flag = [&submit[..], &["--token", &token]].concat();
+    let flagged = run(dir.path(), &with_flag, &[]);
+    assert!(flagged.status.success(), "{}", stdout(&flagged));
+    let from_env = run(dir.path(), &submit, &[("SUBMIT_LIBRARIAN_TOKEN", &token)]);
+    assert!(from_env.status.success(), "{}", stdout(&from_env));
+    let checked = run(
+        dir.path(),
+        &["config", "check"],
+        &[("SUBMIT_LIBRARIAN_TOKEN", &token)],
+    );
+    assert!(
+        checked.status.success(),
+        "the client's variable is no config key: {}",
+        stderr(&checked)
     );
 }
 

@@ -270,6 +270,26 @@ async fn json_numbers_are_kept_exactly_or_refused() {
     );
 }
 
+/// A test's configuration is its own: run again with `LIBRARIAN_*` variables that would break
+/// any config that read them (an unknown key, an address that is none), a test still passes.
+#[test]
+fn the_tests_ignore_librarian_variables_of_the_environment() {
+    let rerun = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "json_numbers_are_kept_exactly_or_refused"])
+        .env("LIBRARIAN_TEST_TOOLS", "/nowhere")
+        .env("LIBRARIAN_SERVER__BIND", "not an address")
+        .env("LIBRARIAN_CONFIG", "/nowhere.toml")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&rerun.stdout);
+    assert!(
+        rerun.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&rerun.stderr)
+    );
+    assert!(out.contains("1 passed"), "{out}");
+}
+
 /// Labels `levels` objects deep, the labels object itself counted.
 fn nested_labels(levels: usize) -> Value {
     let mut value = json!(1);

@@ -235,6 +235,7 @@ async fn a_short_hs256_secret_is_refused_at_start() {
     .unwrap();
     let overrides = Overrides {
         config_file: Some(file),
+        ignore_environment: true,
         ..Default::default()
     };
     let loaded = Config::load(&overrides).unwrap();

@@ -129,8 +129,10 @@ pub async fn app(dir: &Path, extra_toml: &str) -> Arc<App> {
     );
     let file = dir.join("librarian.toml");
     std::fs::write(&file, toml).unwrap();
+    // The caller's LIBRARIAN_* variables are no part of a test's configuration.
     let overrides = Overrides {
         config_file: Some(file),
+        ignore_environment: true,
         ..Default::default()
     };
     let loaded = Config::load(&overrides).expect("test config loads");
