@@ -305,7 +305,7 @@ impl Config {
             };
         }
         if !overrides.ignore_environment {
-            figment = figment.merge(Env::prefixed("LIBRARIAN_").split("__").ignore(&["config"]));
+            figment = with_environment(figment);
         }
         if let Some(bind) = &overrides.bind {
             figment = figment.merge(Serialized::default("server.bind", bind));
@@ -462,6 +462,30 @@ impl Config {
         redact(&mut value);
         value
     }
+}
+
+/// Merges the `LIBRARIAN_*` variables. figment reads lists (`[…]`) and its own `{key=value}`
+/// tables from a value but not a JSON object, the form schemas and other tables are written
+/// in; a variable holding a JSON object is merged as JSON at its key.
+fn with_environment(figment: Figment) -> Figment {
+    let env = Env::prefixed("LIBRARIAN_").split("__").ignore(&["config"]);
+    let objects: Vec<(String, serde_json::Value)> = env
+        .iter()
+        .filter(|(_, value)| value.trim_start().starts_with('{'))
+        .filter_map(|(key, value)| {
+            let object = serde_json::from_str::<serde_json::Value>(&value).ok()?;
+            object
+                .is_object()
+                .then(|| (key.as_str().to_ascii_lowercase(), object))
+        })
+        .collect();
+    let as_json: Vec<String> = objects.iter().map(|(key, _)| key.clone()).collect();
+    let mut figment =
+        figment.merge(env.filter(move |key| !as_json.iter().any(|k| key == k.as_str())));
+    for (key, object) in objects {
+        figment = figment.merge(Serialized::default(&key, object));
+    }
+    figment
 }
 
 /// Adds each built-in component and the built-in `default` pipeline beneath the user's

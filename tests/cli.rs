@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{files, png, symbol};
 use rxing::BarcodeFormat;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_librarian");
 
@@ -355,6 +355,35 @@ fn submit_sends_a_token_from_its_flag_or_its_variable() {
         checked.status.success(),
         "the client's variable is no config key: {}",
         stderr(&checked)
+    );
+}
+
+#[test]
+fn a_json_object_in_an_environment_variable_is_read_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema =
+        r#"{"type": "object", "required": ["gtin"], "properties": {"gtin": {"type": "string"}}}"#;
+    let output = run(
+        dir.path(),
+        &["config", "check"],
+        &[
+            ("LIBRARIAN_VALIDATORS__LABELS__KIND", "json-schema"),
+            ("LIBRARIAN_VALIDATORS__LABELS__SCHEMA", schema),
+            (
+                "LIBRARIAN_PIPELINES__DEFAULT__VALIDATORS",
+                "[\"labels\", \"photo\"]",
+            ),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(
+        config["validators"]["labels"]["schema"],
+        serde_json::from_str::<Value>(schema).unwrap()
+    );
+    assert_eq!(
+        config["pipelines"]["default"]["validators"],
+        json!(["labels", "photo"])
     );
 }
 
