@@ -366,6 +366,15 @@ async fn ready(service: &Service) -> (u16, Value) {
     )
 }
 
+/// A problem tells which store failed, never where it lives: hosts and ports are for the log.
+fn assert_no_address(problem: &Value) {
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        !detail.contains("127.0.0.1") && !detail.contains("localhost"),
+        "an internal address in {detail}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_down_means_503_nothing_kept_and_a_retry_stores_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -391,6 +400,7 @@ async fn a_server_down_means_503_nothing_kept_and_a_retry_stores_once() {
     assert_eq!(status, 503, "{problem}");
     assert_eq!(problem["code"], "actor.unavailable");
     assert!(problem["detail"].as_str().unwrap().contains("archive"));
+    assert_no_address(&problem);
     assert_eq!(
         collection(&mongo)
             .await
@@ -415,6 +425,7 @@ async fn a_server_down_means_503_nothing_kept_and_a_retry_stores_once() {
     let (status, problem) = put(&service, &path, &body(&image, json!({"n": 2}))).await;
     assert_eq!(status, 503, "{problem}");
     assert!(problem["detail"].as_str().unwrap().contains("catalog"));
+    assert_no_address(&problem);
     assert!(
         keys(&s3, &second).await.is_empty(),
         "no object left in the bucket"
@@ -425,6 +436,13 @@ async fn a_server_down_means_503_nothing_kept_and_a_retry_stores_once() {
         problem["detail"].as_str().unwrap().contains("catalog"),
         "{problem}"
     );
+    assert_no_address(&problem);
+    let mut history = TestClient::get(format!("{BASE}/api/v1/submissions"))
+        .send(&service)
+        .await;
+    let problem: Value = history.take_json().await.unwrap();
+    assert_eq!(problem["code"], "actor.read_failed", "{problem}");
+    assert_no_address(&problem);
 
     // Back up: the same PUT stores exactly one record.
     mongo.start();

@@ -17,7 +17,7 @@ use salvo::http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HeaderName, Header
 use salvo::prelude::*;
 use uuid::Uuid;
 
-use super::problem::Problem;
+use super::problem::{InternalCause, Problem};
 use crate::auth::{Auth, Caller};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -95,6 +95,9 @@ impl Handler for AccessLog {
         self.0
             .request(req.method().as_str(), req.uri().path(), status);
         let pipeline = req.param::<String>("name").unwrap_or_default();
+        if let Some(InternalCause(cause)) = res.extensions.get::<InternalCause>() {
+            tracing::warn!(request_id = %id, pipeline, cause, "the answer's cause");
+        }
         tracing::info!(
             request_id = %id,
             pipeline,

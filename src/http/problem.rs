@@ -21,7 +21,14 @@ pub struct Problem {
     pub retry_after: Option<u32>,
     /// Answered with `WWW-Authenticate: Bearer`: the caller can fix it with a credential.
     pub challenge: bool,
+    /// What went wrong inside (a store's own message, with its hosts and ports): logged with
+    /// the request id, never sent to the caller.
+    pub cause: Option<String>,
 }
+
+/// The internal cause of an answer, left in the response's extensions for the access log.
+#[derive(Clone, Debug)]
+pub struct InternalCause(pub String);
 
 /// The problem+json document: RFC 9457 members plus `code` and `errors`.
 #[derive(Serialize)]
@@ -45,7 +52,13 @@ impl Problem {
             errors: Vec::new(),
             retry_after: None,
             challenge: false,
+            cause: None,
         }
+    }
+
+    pub fn with_cause(mut self, cause: String) -> Self {
+        self.cause = Some(cause);
+        self
     }
 
     fn challenge(mut self) -> Self {
@@ -120,6 +133,9 @@ impl Scribe for Problem {
             errors: &self.errors,
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
+        if let Some(cause) = self.cause {
+            res.extensions.insert(InternalCause(cause));
+        }
         res.body(body);
     }
 }
@@ -264,14 +280,26 @@ impl From<SubmitError> for Problem {
                 "actor.image_too_large",
                 detail,
             ),
-            SubmitError::ActorFailed { .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "actor.unavailable", detail)
-                    .retry_after(5)
-            }
-            SubmitError::ReadFailed { .. } => {
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "actor.read_failed", detail)
-                    .retry_after(5)
-            }
+            SubmitError::ActorFailed { actor, reason } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "actor.unavailable",
+                format!(
+                    "storage `{actor}` failed and nothing was kept; send the same submission \
+                     again later (the server's log has the cause under this request's id)"
+                ),
+            )
+            .with_cause(reason)
+            .retry_after(5),
+            SubmitError::ReadFailed { actor, reason } => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "actor.read_failed",
+                format!(
+                    "storage `{actor}` could not be read; try again later (the server's log has \
+                     the cause under this request's id)"
+                ),
+            )
+            .with_cause(reason)
+            .retry_after(5),
         }
     }
 }
