@@ -77,18 +77,25 @@ impl Components {
                 Err(e) => failed("extractors", name, e.to_string()),
             }
         }
+        let mut unavailable = Vec::new();
         for name in used(config, |p| &p.actors) {
             let actor = &config.actors[name];
-            let built = match mode {
-                Actors::Connect => librarian_actors::build(actor)
-                    .await
-                    .map(|a| drop(actors.insert(name.clone(), a))),
-                Actors::CheckOffline => librarian_actors::check(actor).await,
-            };
-            if let Err(e) = built {
+            if let Err(e) = librarian_actors::check(actor).await {
                 failed("actors", name, e.to_string());
+                continue;
+            }
+            if mode == Actors::Connect {
+                // A valid config whose server does not answer: not a mistake in the file.
+                match librarian_actors::build(actor).await {
+                    Ok(built) => drop(actors.insert(name.clone(), built)),
+                    Err(e) => unavailable.push(ConfigError::Unavailable {
+                        actor: name.clone(),
+                        reason: e.to_string(),
+                    }),
+                }
             }
         }
+        problems.extend(unavailable);
         match problems.len() {
             0 => Ok(Self {
                 validators,

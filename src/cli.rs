@@ -204,7 +204,10 @@ async fn build_app(overrides: &Overrides) -> Result<App, String> {
     let loaded = Config::load(overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
     App::build(loaded)
         .await
-        .map_err(|e| format!("invalid configuration:\n{e}"))
+        .map_err(|e| match e.is_unavailable() {
+            true => format!("cannot start: a server the configuration names did not answer:\n{e}"),
+            false => format!("invalid configuration:\n{e}"),
+        })
 }
 
 fn serve(args: ServeArgs) -> Result<(), String> {

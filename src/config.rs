@@ -246,11 +246,22 @@ pub enum ConfigError {
     Invalid(Box<figment::Error>),
     #[error("{key}: {reason}")]
     Key { key: String, reason: String },
+    #[error("actors.{actor}: could not connect: {reason}")]
+    Unavailable { actor: String, reason: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<ConfigError>),
 }
 
 impl ConfigError {
+    /// Whether the configuration is right and only servers it names did not answer.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Unavailable { .. } => true,
+            Self::Many(all) => all.iter().all(Self::is_unavailable),
+            _ => false,
+        }
+    }
+
     pub fn key(key: impl Into<String>, reason: impl Into<String>) -> Self {
         Self::Key {
             key: key.into(),

@@ -359,6 +359,30 @@ fn submit_sends_a_token_from_its_flag_or_its_variable() {
 }
 
 #[test]
+fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let toml = format!(
+        "[pipelines.default]\nactors = [\"catalog\"]\n[actors.catalog]\nkind = \"mongo\"\n\
+         uri = \"mongodb://127.0.0.1:{port}/\"\nserver_selection_timeout_ms = 300\n\
+         connect_timeout_ms = 300\n"
+    );
+    std::fs::write(dir.path().join("librarian.toml"), toml).unwrap();
+    let address = format!("127.0.0.1:{}", free_port());
+    let output = run(dir.path(), &["serve", "--bind", &address], &[]);
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    assert!(said.contains("actors.catalog: could not connect"), "{said}");
+    assert!(!said.contains("invalid configuration"), "{said}");
+    let checked = run(dir.path(), &["config", "check"], &[]);
+    assert!(
+        checked.status.success(),
+        "the file itself is valid: {}",
+        stderr(&checked)
+    );
+}
+
+#[test]
 fn a_json_object_in_an_environment_variable_is_read_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let schema =
