@@ -8,7 +8,7 @@ use futures_util::TryStreamExt;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt};
 use librarian_model::{ImageFormat, Record};
 use mongodb::bson::{self, Bson, Document, RawDocumentBuf, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::error::{ErrorKind, GridFsErrorKind, WriteFailure};
 use mongodb::gridfs::GridFsBucket;
 use mongodb::options::{
     Acknowledgment, ClientOptions, GridFsBucketOptions, IndexOptions, WriteConcern,
@@ -116,6 +116,13 @@ fn is_duplicate_key(e: &mongodb::error::Error) -> bool {
     }
 }
 
+fn is_file_not_found(e: &mongodb::error::Error) -> bool {
+    matches!(
+        e.kind.as_ref(),
+        ErrorKind::GridFs(GridFsErrorKind::FileNotFound { .. })
+    )
+}
+
 impl MongoActor {
     /// Connects, and creates the indexes the actor needs (unique id, history, duplicates).
     pub async fn open(config: &MongoConfig) -> Result<Self, ActorError> {
@@ -168,8 +175,16 @@ impl MongoActor {
         &self,
         call: impl IntoFuture<Output = mongodb::error::Result<T>>,
     ) -> Result<T, ActorError> {
+        self.timed(call).await?.map_err(store_error)
+    }
+
+    /// The driver's answer within the operation timeout, its error kept for inspection.
+    async fn timed<T>(
+        &self,
+        call: impl IntoFuture<Output = mongodb::error::Result<T>>,
+    ) -> Result<mongodb::error::Result<T>, ActorError> {
         match tokio::time::timeout(self.timeout, call.into_future()).await {
-            Ok(result) => result.map_err(store_error),
+            Ok(result) => Ok(result),
             Err(_) => Err(ActorError::Io(std::io::Error::new(
                 std::io::ErrorKind::TimedOut,
                 format!(
@@ -216,7 +231,12 @@ impl MongoActor {
         .await;
         match written {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) if e.to_string().contains("E11000") || e.to_string().contains("11000") => {
+            // GridFS streams wrap the driver's error in an io::Error; its kind is still typed.
+            Ok(Err(e))
+                if e.get_ref()
+                    .and_then(|inner| inner.downcast_ref::<mongodb::error::Error>())
+                    .is_some_and(is_duplicate_key) =>
+            {
                 Err(ActorError::AlreadyExists(record.id))
             }
             Ok(Err(e)) => Err(ActorError::Io(e)),
@@ -294,15 +314,10 @@ impl Actor for MongoActor {
             .await?;
         if self.config.image == MongoImage::Gridfs {
             match self
-                .bounded(self.bucket.delete(Bson::String(id.to_string())))
-                .await
+                .timed(self.bucket.delete(Bson::String(id.to_string())))
+                .await?
             {
-                Err(e)
-                    if !e.to_string().contains("FileNotFound")
-                        && !e.to_string().contains("not found") =>
-                {
-                    return Err(e);
-                }
+                Err(e) if !is_file_not_found(&e) => return Err(store_error(e)),
                 _ => {}
             }
         }
@@ -340,20 +355,15 @@ impl Actor for MongoActor {
             }
             MongoImage::Gridfs => {
                 let mut stream = match self
-                    .bounded(
+                    .timed(
                         self.bucket
                             .open_download_stream(Bson::String(id.to_string())),
                     )
-                    .await
+                    .await?
                 {
                     Ok(stream) => stream,
-                    Err(e)
-                        if e.to_string().contains("not found")
-                            || e.to_string().contains("FileNotFound") =>
-                    {
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(e),
+                    Err(e) if is_file_not_found(&e) => return Ok(None),
+                    Err(e) => return Err(store_error(e)),
                 };
                 let mut bytes = Vec::new();
                 tokio::time::timeout(self.timeout, stream.read_to_end(&mut bytes))
