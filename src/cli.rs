@@ -205,7 +205,7 @@ async fn build_app(overrides: &Overrides) -> Result<App, String> {
     App::build(loaded)
         .await
         .map_err(|e| match e.is_unavailable() {
-            true => format!("cannot start: a server the configuration names did not answer:\n{e}"),
+            true => format!("cannot start: a store the configuration names is not usable:\n{e}"),
             false => format!("invalid configuration:\n{e}"),
         })
 }

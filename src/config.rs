@@ -246,7 +246,7 @@ pub enum ConfigError {
     Invalid(Box<figment::Error>),
     #[error("{key}: {reason}")]
     Key { key: String, reason: String },
-    #[error("actors.{actor}: could not connect: {reason}")]
+    #[error("actors.{actor}: {reason}")]
     Unavailable { actor: String, reason: String },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<ConfigError>),

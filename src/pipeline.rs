@@ -74,10 +74,18 @@ pub enum SubmitError {
         bytes: u64,
         limit: u64,
     },
-    #[error("actor `{actor}` could not store the record: {reason}")]
-    ActorFailed { actor: String, reason: String },
-    #[error("actor `{actor}` could not read: {reason}")]
-    ReadFailed { actor: String, reason: String },
+    #[error("actor `{actor}` could not store the record: {cause}")]
+    ActorFailed {
+        actor: String,
+        #[source]
+        cause: ActorError,
+    },
+    #[error("actor `{actor}` could not read: {cause}")]
+    ReadFailed {
+        actor: String,
+        #[source]
+        cause: ActorError,
+    },
 }
 
 /// How many validators the findings come from (one validator may report several).
@@ -96,7 +104,7 @@ impl Pipeline {
     fn read_failed(actor: &Named<dyn Actor>, e: ActorError) -> SubmitError {
         SubmitError::ReadFailed {
             actor: actor.name.clone(),
-            reason: e.to_string(),
+            cause: e,
         }
     }
 
@@ -321,7 +329,7 @@ impl Pipeline {
             tracing::warn!(id = %record.id, actor = %actor.name, %error, "store failed; nothing kept");
             return Err(SubmitError::ActorFailed {
                 actor: actor.name.clone(),
-                reason: error.to_string(),
+                cause: error,
             });
         }
         tracing::info!(id = %record.id, pipeline = %self.name, barcodes = record.barcodes.len(), "stored");

@@ -372,7 +372,11 @@ fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
     let output = run(dir.path(), &["serve", "--bind", &address], &[]);
     assert!(!output.status.success());
     let said = stderr(&output);
-    assert!(said.contains("actors.catalog: could not connect"), "{said}");
+    assert!(said.contains("cannot start"), "{said}");
+    assert!(
+        said.contains("actors.catalog: could not connect to MongoDB"),
+        "{said}"
+    );
     assert!(!said.contains("invalid configuration"), "{said}");
     let checked = run(dir.path(), &["config", "check"], &[]);
     assert!(

@@ -246,6 +246,64 @@ async fn a_history_page_skips_a_document_it_cannot_read() {
     );
 }
 
+/// The error `App::build` gives for this config, which must not start.
+async fn refused_start(dir: &Path, toml: &str) -> String {
+    let file = dir.join("librarian.toml");
+    std::fs::write(&file, toml).unwrap();
+    let overrides = librarian::config::Overrides {
+        config_file: Some(file),
+        ignore_environment: true,
+        ..Default::default()
+    };
+    let loaded = librarian::config::Config::load(&overrides).unwrap();
+    match librarian::app::App::build(loaded).await {
+        Ok(_) => panic!("the app started"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_is_checked_at_start_and_readyz_names_a_refusal() {
+    let dir = tempfile::tempdir().unwrap();
+    let mongo = servers::mongo();
+    let s3 = servers::s3(&dir.path().join("s3"));
+    let pipeline = "[pipelines.default]\nextractors = []\nactors = [\"archive\"]\n";
+    let actors = actors_toml(&mongo, &s3, "none");
+    let missing = actors.replace(
+        &format!("bucket = \"{BUCKET}\""),
+        "bucket = \"no-such-bucket\"",
+    );
+    let said = refused_start(dir.path(), &format!("{pipeline}{missing}")).await;
+    assert!(
+        said.contains("actors.archive") && said.contains("NoSuchBucket"),
+        "{said}"
+    );
+    let elsewhere = actors.replace(
+        &servers::s3_endpoint(&s3),
+        &format!("http://127.0.0.1:{}", servers::free_port()),
+    );
+    let said = refused_start(dir.path(), &format!("{pipeline}{elsewhere}")).await;
+    assert!(said.contains("could not connect to S3"), "{said}");
+    assert!(
+        said.len() > "S3 head bucket: dispatch failure".len() + 40,
+        "a cause, not only 'dispatch failure': {said}"
+    );
+
+    // Started, then the bucket goes: /readyz names the actor and S3's verdict. (s3s-fs
+    // recreates a bucket's folder on a write, so the answer to a submission is checked in
+    // the problem mapping's unit test.)
+    let service = service(dir.path(), &format!("{pipeline}{actors}")).await;
+    assert_eq!(ready(&service).await.0, 200);
+    std::fs::remove_dir_all(dir.path().join("s3").join(BUCKET)).unwrap();
+    let (status, problem) = ready(&service).await;
+    assert_eq!(status, 503);
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("archive") && detail.contains("NoSuchBucket"),
+        "{detail}"
+    );
+}
+
 fn big_png() -> Vec<u8> {
     let mut state = 0x9e37_79b9u32;
     let image = image::RgbImage::from_fn(2700, 2700, |_, _| {

@@ -191,6 +191,9 @@ pub enum ActorError {
     Io(#[from] std::io::Error),
     #[error("stored record is unreadable: {0}")]
     Corrupt(String),
+    /// The store answers and refuses (no such bucket, access denied): retrying does not help.
+    #[error("the store refuses: {0}")]
+    Refused(String),
     #[error("the image has {bytes} bytes; this actor stores at most {limit}")]
     TooLarge { bytes: u64, limit: u64 },
 }
@@ -235,12 +238,19 @@ pub async fn build(config: &ActorConfig) -> Result<Arc<dyn Actor>, BuildError> {
         ActorConfig::Mongo(c) => Arc::new(
             MongoActor::open(c)
                 .await
-                .map_err(|e| BuildError(format!("cannot prepare MongoDB: {e}")))?,
+                .map_err(|e| BuildError(format!("could not connect to MongoDB: {e}")))?,
         ),
-        ActorConfig::S3(c) => Arc::new(
-            S3Actor::open(c)
+        ActorConfig::S3(c) => {
+            let actor = S3Actor::open(c)
                 .await
-                .map_err(|e| BuildError(format!("cannot prepare S3: {e}")))?,
-        ),
+                .map_err(|e| BuildError(format!("cannot prepare S3: {e}")))?;
+            // The S3 client connects lazily: ask for the bucket now, so a wrong endpoint,
+            // bucket or key stops the start instead of failing the first submission.
+            actor.ready().await.map_err(|e| match e {
+                ActorError::Refused(_) => BuildError(e.to_string()),
+                _ => BuildError(format!("could not connect to S3: {e}")),
+            })?;
+            Arc::new(actor)
+        }
     })
 }

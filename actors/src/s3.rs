@@ -8,8 +8,9 @@ use async_trait::async_trait;
 use aws_config::BehaviorVersion;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use librarian_model::{ImageFormat, Record};
@@ -81,18 +82,46 @@ pub struct S3Actor {
     config: S3Config,
 }
 
-fn failed<E: ProvideErrorMetadata + std::fmt::Debug, R: std::fmt::Debug>(
+/// S3's answers that retrying cannot change: the bucket is missing, or the credentials
+/// are wrong or not allowed.
+const REFUSALS: [&str; 6] = [
+    "NoSuchBucket",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AllAccessDisabled",
+    "InvalidBucketName",
+];
+
+fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
     what: &str,
-    e: SdkError<E, R>,
+    e: SdkError<E, HttpResponse>,
 ) -> ActorError {
-    let detail = match e
-        .as_service_error()
-        .and_then(|s| s.message().or(s.code()).map(str::to_owned))
-    {
-        Some(message) => message,
-        None => format!("{e}"),
-    };
-    ActorError::Io(std::io::Error::other(format!("S3 {what}: {detail}")))
+    if let Some(service) = e.as_service_error() {
+        let code = service.code().unwrap_or_default();
+        let message = service.message().unwrap_or(code);
+        let status = e.raw_response().map(|r| r.status().as_u16());
+        // HEAD answers carry no body, so no code: a 403 or a 404 on the bucket says it.
+        let refused = REFUSALS.contains(&code)
+            || status == Some(403)
+            || (what == "head bucket" && status == Some(404));
+        if refused {
+            // HEAD answers have no body: the SDK's text is then only the status's name.
+            let said = match status {
+                Some(404) if what == "head bucket" => {
+                    "NoSuchBucket: the bucket does not exist".to_owned()
+                }
+                Some(403) if message == code || message.is_empty() => {
+                    "AccessDenied: the credentials are not allowed".to_owned()
+                }
+                _ => format!("{code}: {message}"),
+            };
+            return ActorError::Refused(format!("S3 {what}: {said}"));
+        }
+    }
+    // The chain of causes, not only "dispatch failure": connection refused, DNS, TLS.
+    let chain = DisplayErrorContext(&e);
+    ActorError::Io(std::io::Error::other(format!("S3 {what}: {chain}")))
 }
 
 /// Whether S3 refused a conditional write because the key exists.

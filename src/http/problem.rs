@@ -11,6 +11,7 @@ use super::intake::InputError;
 use crate::auth::{Denied, Refusal};
 use crate::imaging::ImageError;
 use crate::pipeline::SubmitError;
+use librarian_actors::ActorError;
 
 #[derive(Debug)]
 pub struct Problem {
@@ -54,6 +55,20 @@ impl Problem {
             challenge: false,
             cause: None,
         }
+    }
+
+    /// A store that answers and refuses (its bucket is gone, its credentials are not
+    /// allowed): not the client's fault and not worth a retry, so no `Retry-After`.
+    fn refused(actor: &str, cause: ActorError) -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "actor.refused",
+            format!(
+                "storage `{actor}` refuses to work (its configuration or permissions changed); \
+                 nothing was kept, and retrying will not help until an operator fixes it"
+            ),
+        )
+        .with_cause(cause.to_string())
     }
 
     pub fn with_cause(mut self, cause: String) -> Self {
@@ -280,26 +295,33 @@ impl From<SubmitError> for Problem {
                 "actor.image_too_large",
                 detail,
             ),
-            SubmitError::ActorFailed { actor, reason } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "actor.unavailable",
-                format!(
-                    "storage `{actor}` failed and nothing was kept; send the same submission \
-                     again later (the server's log has the cause under this request's id)"
-                ),
-            )
-            .with_cause(reason)
-            .retry_after(5),
-            SubmitError::ReadFailed { actor, reason } => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "actor.read_failed",
-                format!(
-                    "storage `{actor}` could not be read; try again later (the server's log has \
-                     the cause under this request's id)"
-                ),
-            )
-            .with_cause(reason)
-            .retry_after(5),
+            SubmitError::ActorFailed { actor, cause } => match cause {
+                ActorError::Refused(_) => Self::refused(&actor, cause),
+                _ => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "actor.unavailable",
+                    format!(
+                        "storage `{actor}` failed and nothing was kept; send the same \
+                         submission again later (the server's log has the cause under this \
+                         request's id)"
+                    ),
+                )
+                .with_cause(cause.to_string())
+                .retry_after(5),
+            },
+            SubmitError::ReadFailed { actor, cause } => match cause {
+                ActorError::Refused(_) => Self::refused(&actor, cause),
+                _ => Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "actor.read_failed",
+                    format!(
+                        "storage `{actor}` could not be read; try again later (the server's \
+                         log has the cause under this request's id)"
+                    ),
+                )
+                .with_cause(cause.to_string())
+                .retry_after(5),
+            },
         }
     }
 }
@@ -312,5 +334,31 @@ pub async fn catch_status(res: &mut Response, ctrl: &mut FlowCtrl) {
     if empty && (status.is_client_error() || status.is_server_error()) {
         res.render(Problem::for_status(status));
         ctrl.skip_rest();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_that_refuses_is_not_answered_as_retryable() {
+        let refused = SubmitError::ActorFailed {
+            actor: "archive".into(),
+            cause: ActorError::Refused("S3 put: AccessDenied: no".into()),
+        };
+        let problem = Problem::from(refused);
+        assert_eq!(problem.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(problem.code, "actor.refused");
+        assert_eq!(problem.retry_after, None);
+        let down = SubmitError::ActorFailed {
+            actor: "archive".into(),
+            cause: ActorError::Io(std::io::Error::other("connect 10.0.0.7:9000 refused")),
+        };
+        let problem = Problem::from(down);
+        assert_eq!(problem.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(problem.retry_after, Some(5));
+        assert!(!problem.detail.contains("10.0.0.7"), "{}", problem.detail);
+        assert!(problem.cause.is_some_and(|c| c.contains("10.0.0.7")));
     }
 }

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use librarian_actors::{HistoryCursor, HistoryQuery};
+use librarian_actors::{ActorError, HistoryCursor, HistoryQuery};
 use librarian_model::Record;
 use salvo::http::header::{
     CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, LOCATION,
@@ -554,12 +554,20 @@ pub async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), Problem
     for (name, actor) in seen {
         let cause = match tokio::time::timeout(READY_TIMEOUT, actor.ready()).await {
             Ok(Ok(())) => None,
-            Ok(Err(e)) => Some(e.to_string()),
-            Err(_) => Some(format!("no answer within {} s", READY_TIMEOUT.as_secs())),
+            Ok(Err(e)) => Some(e),
+            Err(_) => Some(ActorError::Io(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("no answer within {} s", READY_TIMEOUT.as_secs()),
+            ))),
         };
         if let Some(cause) = cause {
-            // The store's own words name hosts and ports: they go to the log, not the answer.
-            let detail = format!("actor `{name}` is not ready; the server's log says why");
+            // A refusal is the store's verdict and names no host; other causes (connection
+            // errors name hosts and ports) go to the log, not the answer.
+            let detail = match &cause {
+                ActorError::Refused(verdict) => format!("actor `{name}` is not ready: {verdict}"),
+                _ => format!("actor `{name}` is not ready; the server's log says why"),
+            };
+            let cause = cause.to_string();
             return Err(
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "actor.not_ready", detail)
                     .with_cause(cause)
