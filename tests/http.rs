@@ -28,30 +28,44 @@ async fn post_json(service: &Service, path: &str, value: &Value) -> Response {
 }
 
 /// POSTs a multipart form: the image as a file part named `image`, then each text field.
+/// A multipart body of these parts (name, filename for a file part, bytes), in order, and
+/// its content type.
+fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "XlibrarianX";
+    let mut form = Vec::new();
+    for (name, filename, bytes) in parts {
+        let head = match filename {
+            Some(file) => format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            ),
+            None => {
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+            }
+        };
+        form.extend_from_slice(head.as_bytes());
+        form.extend_from_slice(bytes);
+        form.extend_from_slice(b"\r\n");
+    }
+    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), form)
+}
+
+/// POSTs a multipart form: the image as a file part named `image`, then each text field.
 async fn post_form(
     service: &Service,
     path: &str,
     image: &[u8],
     fields: &[(&str, &str)],
 ) -> Response {
-    let boundary = "XlibrarianX";
-    let mut form = format!("--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\nContent-Type: image/png\r\n\r\n").into_bytes();
-    form.extend_from_slice(image);
-    for (name, value) in fields {
-        form.extend_from_slice(
-            format!(
-                "\r\n--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}"
-            )
-            .as_bytes(),
-        );
-    }
-    form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut parts = vec![("image", Some("a.png"), image)];
+    parts.extend(
+        fields
+            .iter()
+            .map(|(name, value)| (*name, None, value.as_bytes())),
+    );
+    let (content_type, form) = multipart(&parts);
     TestClient::post(url(path))
-        .add_header(
-            CONTENT_TYPE,
-            format!("multipart/form-data; boundary={boundary}"),
-            true,
-        )
+        .add_header(CONTENT_TYPE, content_type, true)
         .body(form)
         .send(service)
         .await
@@ -708,6 +722,72 @@ async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
     assert_eq!(results[1]["barcodes"][0]["kind"], "uri");
     assert_eq!(results[2]["error"]["code"], "image.unknown_format");
     assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn scan_answers_in_the_order_sent_naming_each_part() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let codes: Vec<Vec<u8>> = ["d", "a", "c", "b"]
+        .iter()
+        .map(|t| {
+            png(&symbol(
+                BarcodeFormat::QR_CODE,
+                &format!("part {t}"),
+                120,
+                120,
+            ))
+        })
+        .collect();
+    let parts: Vec<(&str, Option<&str>, &[u8])> = vec![
+        ("d", Some("d.png"), &codes[0]),
+        ("note", None, b"a text part is no image"),
+        ("a", Some("a.png"), &codes[1]),
+        ("c", Some("c.png"), &codes[2]),
+        ("b", Some("b.png"), &codes[3]),
+    ];
+    let (content_type, form) = multipart(&parts);
+    for _ in 0..3 {
+        let mut res = TestClient::post(url("/api/v1/scan"))
+            .add_header(CONTENT_TYPE, &content_type, true)
+            .body(form.clone())
+            .send(&service)
+            .await;
+        assert_eq!(res.status_code, Some(StatusCode::OK));
+        let results = json_of(&mut res).await["results"].clone();
+        let seen: Vec<(String, String, String)> = results
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let text = r["barcodes"][0]["text"].as_str().unwrap_or_default();
+                (
+                    r["part"].as_str().unwrap().into(),
+                    r["filename"].as_str().unwrap().into(),
+                    text.into(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String, String)> = ["d", "a", "c", "b"]
+            .iter()
+            .map(|t| (t.to_string(), format!("{t}.png"), format!("part {t}")))
+            .collect();
+        assert_eq!(seen, expected);
+    }
+    let images = json!({"images": [STANDARD.encode(&codes[1])]});
+    let mut res = TestClient::post(url("/api/v1/scan"))
+        .add_header(CONTENT_TYPE, "application/vnd.example+json", true)
+        .body(images.to_string())
+        .send(&service)
+        .await;
+    assert_eq!(
+        res.status_code,
+        Some(StatusCode::OK),
+        "+json is JSON, as for submissions"
+    );
+    let results = json_of(&mut res).await["results"].clone();
+    assert_eq!(results[0]["part"], "images[0]");
+    assert_eq!(results[0]["barcodes"][0]["text"], "part a");
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use bytes::{Bytes, BytesMut};
 use http_body_util::BodyExt;
 use librarian_model::Labels;
-use salvo::http::header::CONTENT_LENGTH;
+use salvo::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use salvo::http::{ParseError, ReqBody};
 use salvo::prelude::*;
 use serde_json::Value;
@@ -354,44 +354,83 @@ async fn read_json(
     Ok((image, labels))
 }
 
+/// One part of a multipart body.
+pub struct Part {
+    /// The form field's name.
+    pub name: String,
+    /// The file's name, for a file part.
+    pub filename: Option<String>,
+    pub bytes: Bytes,
+}
+
+impl Part {
+    fn text(&self) -> Result<&str, InputError> {
+        std::str::from_utf8(&self.bytes).map_err(|_| {
+            InputError::MalformedMultipart(format!("the text part `{}` is not UTF-8", self.name))
+        })
+    }
+}
+
+/// Parts a multipart body may hold; each costs a little bookkeeping whatever its size.
+const MAX_PARTS: usize = 256;
+
+/// Every part of a multipart body, in the order sent, the body read within `limit` first.
+pub async fn multipart_parts(req: &mut Request, limit: usize) -> Result<Vec<Part>, InputError> {
+    let body = read_body(req, limit).await?;
+    let boundary = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| multra::parse_boundary(ct).ok())
+        .ok_or_else(|| InputError::MalformedMultipart("no boundary in the content type".into()))?;
+    let malformed = |e: multra::Error| InputError::MalformedMultipart(e.to_string());
+    let stream = futures_util::stream::once(async move { Ok::<_, std::io::Error>(body) });
+    let mut multipart = multra::Multipart::new(stream, boundary);
+    let mut parts = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+        if parts.len() == MAX_PARTS {
+            return Err(InputError::MalformedMultipart(format!(
+                "more than {MAX_PARTS} parts"
+            )));
+        }
+        let name = field.name().unwrap_or_default().to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let bytes = field.bytes().await.map_err(malformed)?;
+        parts.push(Part {
+            name,
+            filename,
+            bytes,
+        });
+    }
+    Ok(parts)
+}
+
 /// A file (or base64 text) part named like the image field, a `labels` part holding JSON;
-/// any other text part is one more label, typed like a query value.
+/// any other text part is one more label, typed like a query value (the last one sent wins).
 async fn read_multipart(
     req: &mut Request,
     fields: &Fields<'_>,
     limit: usize,
 ) -> Result<(Bytes, Labels), InputError> {
-    read_body(req, limit).await?;
-    let form = req.form_data().await.map_err(|e| match e {
-        ParseError::PayloadTooLarge => InputError::TooLarge(limit),
-        e => InputError::MalformedMultipart(e.to_string()),
-    })?;
-    let image = match (form.files.get(fields.image), form.fields.get(fields.image)) {
-        (Some(file), _) => tokio::fs::read(file.path())
-            .await
-            .map(Bytes::from)
-            .map_err(|e| InputError::Unreadable(e.to_string()))?,
-        (None, Some(text)) => decode_image_text(text)?,
-        (None, None) => return Err(InputError::MissingImage(fields.image.to_owned())),
-    };
+    let mut image = None;
     let mut labels = Labels::new();
-    for (name, values) in form.fields.iter_all() {
-        if name != fields.image
-            && name != fields.labels
-            && let Some(value) = values.last()
-        {
-            let schema = property(fields.schema, name);
-            labels.insert(name.clone(), typed_value(value, schema));
+    let mut labels_text = None;
+    for part in multipart_parts(req, limit).await? {
+        if part.name == fields.image {
+            if image.is_none() {
+                image = Some(match part.filename {
+                    Some(_) => part.bytes,
+                    None => decode_image_text(part.text()?)?,
+                });
+            }
+        } else if part.name == fields.labels {
+            labels_text = Some(part.text()?.to_owned());
+        } else if part.filename.is_none() {
+            let value = typed_value(part.text()?, property(fields.schema, &part.name));
+            labels.insert(part.name, value);
         }
     }
-    let labels_text = match form.files.get(fields.labels) {
-        Some(file) => Some(
-            tokio::fs::read_to_string(file.path())
-                .await
-                .map_err(|e| InputError::MalformedLabels(e.to_string()))?,
-        ),
-        None => form.fields.get(fields.labels).cloned(),
-    };
+    let image = image.ok_or_else(|| InputError::MissingImage(fields.image.to_owned()))?;
     if let Some(text) = labels_text {
         labels.extend(labels_from_text(&text)?);
     }

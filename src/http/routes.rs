@@ -16,7 +16,8 @@ use uuid::Uuid;
 
 use super::guard::{RateLimits, caller};
 use super::intake::{
-    BodyPace, Fields, InputError, decode_image_text, read_body, read_submission, receive,
+    BodyPace, Fields, InputError, decode_image_text, multipart_parts, read_body, read_submission,
+    receive,
 };
 use super::problem::Problem;
 use crate::app::App;
@@ -390,8 +391,17 @@ fn parse_cursor(text: &str) -> Result<HistoryCursor, Problem> {
         })
 }
 
+/// One image of a scan and what names it in the request.
+struct ScanInput {
+    /// The multipart field, `images[i]` of a JSON body, or `body`.
+    part: String,
+    filename: Option<String>,
+    bytes: bytes::Bytes,
+}
+
 /// Barcode extraction only: one image or many (a JSON `images` array or several file parts),
-/// decoded in parallel on the bounded pool; nothing is stored.
+/// decoded in parallel on the bounded pool; nothing is stored. Results come in the order the
+/// images were sent, each naming its part.
 #[handler]
 pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), Problem> {
     let app = app(depot);
@@ -399,80 +409,98 @@ pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
     admit(&app, depot, &pipeline.name, req)?;
     receive_body(&app, req).await?;
     let _slot = handling_slot(&app)?;
-    let images = scan_inputs(req, &pipeline, app.loaded.config.server.max_body_bytes).await?;
-    if images.len() > MAX_SCAN_IMAGES {
+    let inputs = scan_inputs(req, &pipeline, app.loaded.config.server.max_body_bytes).await?;
+    if inputs.len() > MAX_SCAN_IMAGES {
         return Err(Problem::bad_request(
             "scan.too_many_images",
             format!("at most {MAX_SCAN_IMAGES} images per scan"),
         ));
     }
     let mut jobs = JoinSet::new();
-    for (index, image) in images.into_iter().enumerate() {
+    let mut results: Vec<Value> = Vec::with_capacity(inputs.len());
+    for (index, input) in inputs.into_iter().enumerate() {
+        results.push(json!({"index": index, "part": input.part, "filename": input.filename}));
         let pipeline = pipeline.clone();
         jobs.spawn(async move {
             let started = Instant::now();
-            let result = pipeline.scan(image).await;
+            let result = pipeline.scan(input.bytes).await;
             (index, result, started.elapsed())
         });
     }
-    let mut results = vec![Value::Null; jobs.len()];
     while let Some(done) = jobs.join_next().await {
         let Ok((index, result, elapsed)) = done else {
             continue;
         };
-        let ms = (elapsed.as_secs_f64() * 1e4).round() / 10.0;
-        results[index] = match result {
+        let entry = &mut results[index];
+        entry["ms"] = json!((elapsed.as_secs_f64() * 1e4).round() / 10.0);
+        match result {
             Ok((facts, found)) => {
-                json!({"index": index, "image": facts, "barcodes": found.barcodes, "ms": ms})
+                entry["image"] = json!(facts);
+                entry["barcodes"] = json!(found.barcodes);
             }
             Err(e) => {
                 let problem = Problem::from(e);
-                json!({"index": index, "error": {"code": problem.code, "status": problem.status.as_u16(), "detail": problem.detail}, "ms": ms})
+                entry["error"] = json!({"code": problem.code, "status": problem.status.as_u16(), "detail": problem.detail});
             }
-        };
+        }
     }
     res.render(Json(json!({ "results": results })));
     Ok(())
 }
 
+/// The images of a scan, read by the submissions' own intake: the same content types, limits
+/// and multipart parser.
 async fn scan_inputs(
     req: &mut Request,
     pipeline: &Pipeline,
     limit: usize,
-) -> Result<Vec<bytes::Bytes>, Problem> {
+) -> Result<Vec<ScanInput>, Problem> {
     let essence = req
         .content_type()
         .map(|m| m.essence_str().to_ascii_lowercase())
         .unwrap_or_default();
     if essence == "multipart/form-data" {
-        read_body(req, limit).await?;
-        let form = req
-            .form_data()
-            .await
-            .map_err(|e| Problem::from(InputError::MalformedMultipart(e.to_string())))?;
-        let mut images = Vec::new();
-        for (_, files) in form.files.iter_all() {
-            for file in files {
-                let bytes = tokio::fs::read(file.path())
-                    .await
-                    .map_err(|e| InputError::Unreadable(e.to_string()))?;
-                images.push(bytes.into());
-            }
+        let mut inputs = Vec::new();
+        for part in multipart_parts(req, limit).await? {
+            let bytes = match (&part.filename, part.name == pipeline.image_field) {
+                (Some(_), _) => part.bytes,
+                (None, true) => decode_image_text(&String::from_utf8_lossy(&part.bytes))?,
+                (None, false) => continue,
+            };
+            inputs.push(ScanInput {
+                part: part.name,
+                filename: part.filename,
+                bytes,
+            });
         }
-        return Ok(images);
+        if inputs.is_empty() {
+            return Err(InputError::MissingImage(pipeline.image_field.clone()).into());
+        }
+        return Ok(inputs);
     }
-    if essence == "application/json" {
+    if essence == "application/json" || essence.ends_with("+json") {
         let body = read_body(req, limit).await?;
         let value: Value =
             serde_json::from_slice(&body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-        let texts: Vec<&str> = match (&value["images"], &value[pipeline.image_field.as_str()]) {
-            (Value::Array(items), _) => items.iter().filter_map(Value::as_str).collect(),
-            (_, Value::String(one)) => vec![one],
-            _ => return Err(InputError::MissingImage("images".into()).into()),
-        };
-        return texts
+        let named: Vec<(String, &str)> =
+            match (&value["images"], &value[pipeline.image_field.as_str()]) {
+                (Value::Array(items), _) => items
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, item)| Some((format!("images[{i}]"), item.as_str()?)))
+                    .collect(),
+                (_, Value::String(one)) => vec![(pipeline.image_field.clone(), one.as_str())],
+                _ => return Err(InputError::MissingImage("images".into()).into()),
+            };
+        return named
             .into_iter()
-            .map(|t| decode_image_text(t).map_err(Problem::from))
+            .map(|(part, text)| {
+                Ok(ScanInput {
+                    part,
+                    filename: None,
+                    bytes: decode_image_text(text)?,
+                })
+            })
             .collect();
     }
     let fields = Fields {
@@ -482,7 +510,12 @@ async fn scan_inputs(
         // A scan keeps no labels: only the body's limit applies.
         max_label_bytes: limit,
     };
-    Ok(vec![read_submission(req, &fields, limit).await?.image])
+    let submission = read_submission(req, &fields, limit).await?;
+    Ok(vec![ScanInput {
+        part: "body".into(),
+        filename: None,
+        bytes: submission.image,
+    }])
 }
 
 fn pipeline_spec(app: &App, pipeline: &Pipeline) -> Value {
