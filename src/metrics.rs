@@ -185,7 +185,7 @@ impl Metrics {
                 for code in &accepted.record.barcodes {
                     self.barcodes
                         .get_or_create(&FormatLabels {
-                            format: code.format.clone(),
+                            format: code.format.name().to_owned(),
                         })
                         .inc();
                 }

@@ -387,6 +387,32 @@ fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
 }
 
 #[test]
+fn an_unknown_barcode_format_is_refused_by_config_check_with_the_known_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    for (section, kind) in [("validators", "barcode"), ("extractors", "barcode")] {
+        let text = format!(
+            "[{section}.codes]\nkind = \"{kind}\"\nformats = [\"EAN13\"]\n\
+             [pipelines.default]\nvalidators = [\"photo\"]\nactors = [\"disk\"]\n"
+        );
+        let text = text.replace(
+            "validators = [\"photo\"]",
+            if section == "validators" {
+                "validators = [\"codes\"]"
+            } else {
+                "extractors = [\"codes\"]"
+            },
+        );
+        let output = check(dir.path(), "librarian.toml", &text, &[]);
+        assert!(!output.status.success(), "{section}: EAN13 accepted");
+        let said = stderr(&output);
+        assert!(said.contains("EAN13") && said.contains("EAN_13"), "{said}");
+    }
+    let fine = "[validators.codes]\nkind = \"barcode\"\nformats = [\"EAN_13\"]\n";
+    let output = check(dir.path(), "librarian.toml", fine, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
 fn a_json_object_in_an_environment_variable_is_read_as_json() {
     let dir = tempfile::tempdir().unwrap();
     let schema =

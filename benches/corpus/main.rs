@@ -36,14 +36,14 @@ pub struct Read {
 /// EAN-13 (a leading zero) or UPC-E expanded. Product codes are compared as GTINs.
 fn same_read(case: &Case, format: &str, text: &str) -> bool {
     let gtin = |format: &str, text: &str| {
-        let code = Barcode {
+        let code = format.parse().ok().map(|format| Barcode {
             text: text.to_owned(),
-            format: format.to_owned(),
+            format,
             kind: String::new(),
             points: Vec::new(),
             conflicting_texts: Vec::new(),
-        };
-        code.gtin()
+        });
+        code.and_then(|c| c.gtin())
             .or_else(|| normalize_gtin(text).filter(|_| format.starts_with("UPC")))
     };
     text == case.expected
@@ -81,7 +81,7 @@ fn librarian(extractor: &Arc<dyn Extractor>, case: &Case) -> Read {
             .barcodes
             .into_iter()
             .filter(|c| c.conflicting_texts.is_empty())
-            .map(|c| (c.format, c.text))
+            .map(|c| (c.format.name().to_owned(), c.text))
             .collect(),
         Err(e) => {
             eprintln!("{}: {e}", case.path.display());

@@ -86,12 +86,152 @@ impl ImageFacts {
     }
 }
 
+/// A barcode symbology, by the name the config, the API and the records use (rxing's):
+/// `EAN_13`, `QR_CODE`, … One type for the extractor, the validators, the records and the
+/// metrics, so a name is checked once, when the config is read.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
+pub enum BarcodeFormat {
+    #[serde(rename = "AZTEC")]
+    Aztec,
+    #[serde(rename = "CODABAR")]
+    Codabar,
+    #[serde(rename = "CODE_39")]
+    Code39,
+    #[serde(rename = "CODE_93")]
+    Code93,
+    #[serde(rename = "CODE_128")]
+    Code128,
+    #[serde(rename = "DATA_MATRIX")]
+    DataMatrix,
+    #[serde(rename = "DX_FILM_EDGE")]
+    DxFilmEdge,
+    #[serde(rename = "EAN_8")]
+    Ean8,
+    #[serde(rename = "EAN_13")]
+    Ean13,
+    #[serde(rename = "ITF")]
+    Itf,
+    #[serde(rename = "MAXICODE")]
+    Maxicode,
+    #[serde(rename = "MICRO_QR_CODE")]
+    MicroQrCode,
+    #[serde(rename = "PDF_417")]
+    Pdf417,
+    #[serde(rename = "QR_CODE")]
+    QrCode,
+    #[serde(rename = "RECTANGULAR_MICRO_QR_CODE")]
+    RectangularMicroQrCode,
+    #[serde(rename = "RSS_14")]
+    Rss14,
+    #[serde(rename = "RSS_EXPANDED")]
+    RssExpanded,
+    #[serde(rename = "TELEPEN")]
+    Telepen,
+    #[serde(rename = "UPC_A")]
+    UpcA,
+    #[serde(rename = "UPC_E")]
+    UpcE,
+    #[serde(rename = "UPC_EAN_EXTENSION")]
+    UpcEanExtension,
+}
+
+impl BarcodeFormat {
+    pub const ALL: [Self; 21] = [
+        Self::Aztec,
+        Self::Codabar,
+        Self::Code39,
+        Self::Code93,
+        Self::Code128,
+        Self::DataMatrix,
+        Self::DxFilmEdge,
+        Self::Ean8,
+        Self::Ean13,
+        Self::Itf,
+        Self::Maxicode,
+        Self::MicroQrCode,
+        Self::Pdf417,
+        Self::QrCode,
+        Self::RectangularMicroQrCode,
+        Self::Rss14,
+        Self::RssExpanded,
+        Self::Telepen,
+        Self::UpcA,
+        Self::UpcE,
+        Self::UpcEanExtension,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Aztec => "AZTEC",
+            Self::Codabar => "CODABAR",
+            Self::Code39 => "CODE_39",
+            Self::Code93 => "CODE_93",
+            Self::Code128 => "CODE_128",
+            Self::DataMatrix => "DATA_MATRIX",
+            Self::DxFilmEdge => "DX_FILM_EDGE",
+            Self::Ean8 => "EAN_8",
+            Self::Ean13 => "EAN_13",
+            Self::Itf => "ITF",
+            Self::Maxicode => "MAXICODE",
+            Self::MicroQrCode => "MICRO_QR_CODE",
+            Self::Pdf417 => "PDF_417",
+            Self::QrCode => "QR_CODE",
+            Self::RectangularMicroQrCode => "RECTANGULAR_MICRO_QR_CODE",
+            Self::Rss14 => "RSS_14",
+            Self::RssExpanded => "RSS_EXPANDED",
+            Self::Telepen => "TELEPEN",
+            Self::UpcA => "UPC_A",
+            Self::UpcE => "UPC_E",
+            Self::UpcEanExtension => "UPC_EAN_EXTENSION",
+        }
+    }
+
+    /// EAN-8, EAN-13, UPC-A and UPC-E: the codes that carry a GTIN.
+    pub fn is_product(self) -> bool {
+        matches!(self, Self::Ean8 | Self::Ean13 | Self::UpcA | Self::UpcE)
+    }
+}
+
+impl fmt::Display for BarcodeFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BarcodeFormat {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|f| f.name() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "unknown barcode format `{name}`; known: {}",
+                    known.join(", ")
+                )
+            })
+    }
+}
+
 /// One barcode found in the image. Points are in the original image's pixels.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Barcode {
     pub text: String,
-    /// rxing's format name, e.g. `EAN_13`, `QR_CODE`.
-    pub format: String,
+    pub format: BarcodeFormat,
     /// What the text means: product, isbn, uri, text, tel, email, geo, wifi, …
     pub kind: String,
     pub points: Vec<[f32; 2]>,
@@ -216,9 +356,9 @@ impl Barcode {
         if !self.conflicting_texts.is_empty() {
             return None;
         }
-        let digits = match self.format.as_str() {
-            "EAN_13" | "EAN_8" | "UPC_A" => self.text.clone(),
-            "UPC_E" => upce_to_upca(&self.text)?,
+        let digits = match self.format {
+            BarcodeFormat::Ean13 | BarcodeFormat::Ean8 | BarcodeFormat::UpcA => self.text.clone(),
+            BarcodeFormat::UpcE => upce_to_upca(&self.text)?,
             _ => return None,
         };
         normalize_gtin(&digits)
@@ -332,7 +472,7 @@ mod tests {
     fn code(format: &str, text: &str) -> Barcode {
         Barcode {
             text: text.into(),
-            format: format.into(),
+            format: format.parse().unwrap(),
             kind: "product".into(),
             points: vec![],
             conflicting_texts: vec![],
@@ -351,6 +491,17 @@ mod tests {
         );
         assert_eq!(code("EAN_8", "96385074").gtin().unwrap(), "00000096385074");
         assert_eq!(code("QR_CODE", "5449000000996").gtin(), None);
+    }
+
+    #[test]
+    fn barcode_format_names_read_back_and_unknown_ones_list_the_known() {
+        for format in BarcodeFormat::ALL {
+            assert_eq!(format.name().parse::<BarcodeFormat>(), Ok(format));
+            let json = serde_json::to_string(&format).unwrap();
+            assert_eq!(json, format!("\"{}\"", format.name()));
+        }
+        let refused = "EAN13".parse::<BarcodeFormat>().unwrap_err();
+        assert!(refused.contains("EAN_13"), "{refused}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-use librarian_model::{Facts, Finding};
+use librarian_model::{BarcodeFormat, Facts, Finding};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,9 +11,9 @@ pub struct BarcodeRuleConfig {
     /// At least one barcode (of an allowed format) must be found.
     #[serde(default)]
     pub required: bool,
-    /// Allowed formats by rxing name (`EAN_13`, `QR_CODE`, …); empty allows every format.
+    /// Allowed formats (`EAN_13`, `QR_CODE`, …); empty allows every format.
     #[serde(default)]
-    pub formats: Vec<String>,
+    pub formats: Vec<BarcodeFormat>,
     /// Fewest barcodes of an allowed format.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_count: Option<usize>,
@@ -40,29 +40,33 @@ impl Validator for BarcodeRule {
 
     fn check(&self, facts: &Facts<'_>) -> Vec<Finding> {
         let c = &self.config;
-        let allowed = |format: &str| c.formats.is_empty() || c.formats.iter().any(|f| f == format);
+        let allowed = |format: BarcodeFormat| c.formats.is_empty() || c.formats.contains(&format);
+        let names = || {
+            let names: Vec<&str> = c.formats.iter().map(|f| f.name()).collect();
+            names.join(", ")
+        };
         let path = || Some("/barcodes".to_owned());
         let mut findings = Vec::new();
         for (i, code) in facts.barcodes.iter().enumerate() {
-            if !allowed(&code.format) {
+            if !allowed(code.format) {
                 findings.push(Finding::new(
                     "barcode.format_not_allowed",
                     Some(format!("/barcodes/{i}")),
                     format!(
                         "a {} barcode was found; allowed formats are {}",
                         code.format,
-                        c.formats.join(", ")
+                        names()
                     ),
                 ));
             }
         }
-        let count = facts.barcodes.iter().filter(|b| allowed(&b.format)).count();
+        let count = facts.barcodes.iter().filter(|b| allowed(b.format)).count();
         let min = c.min_count.unwrap_or(0).max(usize::from(c.required));
         if count < min {
             let what = if c.formats.is_empty() {
                 "barcode".to_owned()
             } else {
-                format!("barcode ({})", c.formats.join(", "))
+                format!("barcode ({})", names())
             };
             findings.push(Finding::new(
                 "barcode.missing",
@@ -103,7 +107,7 @@ mod tests {
     fn required_wants_one_of_an_allowed_format() {
         let rule = BarcodeRule::new(BarcodeRuleConfig {
             required: true,
-            formats: vec!["EAN_13".into()],
+            formats: vec![BarcodeFormat::Ean13],
             ..Default::default()
         })
         .unwrap();

@@ -129,7 +129,7 @@ pub(crate) mod test_support {
     pub fn barcode(format: &str, text: &str) -> Barcode {
         Barcode {
             text: text.into(),
-            format: format.into(),
+            format: format.parse().expect("a known barcode format"),
             kind: "product".into(),
             points: vec![[0.0, 0.0], [10.0, 0.0]],
             conflicting_texts: vec![],

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use image::{GrayImage, imageops};
-use librarian_model::Barcode;
+use librarian_model::{Barcode, BarcodeFormat as Format};
 use rxing::client::result::{ParsedRXingResult, ParsedRXingResultType, parseRXingResult};
 use rxing::common::{GlobalHistogramBinarizer, HybridBinarizer};
 use rxing::multi::{GenericMultipleBarcodeReader, MultipleBarcodeReader};
@@ -25,6 +25,49 @@ mod vote;
 
 use super::{BuildError, Extracted, Extractor};
 use crate::imaging::{ImageError, Pixels};
+
+/// Librarian's name of each format and rxing's: the one place they meet.
+const RXING: [(Format, BarcodeFormat); 21] = [
+    (Format::Aztec, BarcodeFormat::AZTEC),
+    (Format::Codabar, BarcodeFormat::CODABAR),
+    (Format::Code39, BarcodeFormat::CODE_39),
+    (Format::Code93, BarcodeFormat::CODE_93),
+    (Format::Code128, BarcodeFormat::CODE_128),
+    (Format::DataMatrix, BarcodeFormat::DATA_MATRIX),
+    (Format::DxFilmEdge, BarcodeFormat::DXFilmEdge),
+    (Format::Ean8, BarcodeFormat::EAN_8),
+    (Format::Ean13, BarcodeFormat::EAN_13),
+    (Format::Itf, BarcodeFormat::ITF),
+    (Format::Maxicode, BarcodeFormat::MAXICODE),
+    (Format::MicroQrCode, BarcodeFormat::MICRO_QR_CODE),
+    (Format::Pdf417, BarcodeFormat::PDF_417),
+    (Format::QrCode, BarcodeFormat::QR_CODE),
+    (
+        Format::RectangularMicroQrCode,
+        BarcodeFormat::RECTANGULAR_MICRO_QR_CODE,
+    ),
+    (Format::Rss14, BarcodeFormat::RSS_14),
+    (Format::RssExpanded, BarcodeFormat::RSS_EXPANDED),
+    (Format::Telepen, BarcodeFormat::TELEPEN),
+    (Format::UpcA, BarcodeFormat::UPC_A),
+    (Format::UpcE, BarcodeFormat::UPC_E),
+    (Format::UpcEanExtension, BarcodeFormat::UPC_EAN_EXTENSION),
+];
+
+fn to_rxing(format: Format) -> BarcodeFormat {
+    RXING
+        .iter()
+        .find(|(ours, _)| *ours == format)
+        .map(|(_, theirs)| *theirs)
+        .expect("every format has an rxing name")
+}
+
+fn from_rxing(format: BarcodeFormat) -> Option<Format> {
+    RXING
+        .iter()
+        .find(|(_, theirs)| *theirs == format)
+        .map(|(ours, _)| *ours)
+}
 
 /// Formats read when none are named. MaxiCode is left out: rxing's MaxiCode reader can loop
 /// forever on narrow images, so it must be asked for by name.
@@ -59,10 +102,10 @@ const SMOOTHING_SIGMA: f32 = 1.0;
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BarcodeExtractorConfig {
-    /// Formats to look for, by rxing name (`EAN_13`, `QR_CODE`, …); empty means every format
-    /// rxing reads except MaxiCode. Fewer formats read faster.
+    /// Formats to look for (`EAN_13`, `QR_CODE`, …); empty means every format rxing reads
+    /// except MaxiCode. Fewer formats read faster.
     #[serde(default)]
-    pub formats: Vec<String>,
+    pub formats: Vec<Format>,
     /// Longest side, in pixels, of the copy a large photo is first searched in (thoroughly);
     /// copies twice as large, up to full size, are searched more quickly after it.
     #[serde(default = "default_detect_max_side")]
@@ -111,11 +154,7 @@ impl BarcodeExtractor {
         let formats: HashSet<BarcodeFormat> = if config.formats.is_empty() {
             DEFAULT_FORMATS.into_iter().collect()
         } else {
-            config
-                .formats
-                .iter()
-                .map(|name| parse_format(name))
-                .collect::<Result<_, _>>()?
+            config.formats.iter().map(|f| to_rxing(*f)).collect()
         };
         if config.detect_max_side < 64 {
             return Err(BuildError("detect_max_side must be at least 64".into()));
@@ -227,7 +266,9 @@ impl BarcodeExtractor {
             if confirm::has_too_many_bars(image, &result) {
                 continue;
             }
-            let mut code = to_barcode(&result, scale);
+            let Some(mut code) = to_barcode(&result, scale) else {
+                continue;
+            };
             if confirm::needs_second_line(&result) {
                 let read = confirm::LineRead::of(&result, scale, reach);
                 match confirm::other_lines(self, image, &result, reach) {
@@ -235,7 +276,10 @@ impl BarcodeExtractor {
                     Some(others) => match vote::landslide(self, image, &result) {
                         // Its own kind too: the winner of a dispute over an EAN-13's
                         // prefix can be an ISBN where the first read was not.
-                        Some(winner) => code = to_barcode(&with_text(&result, &winner), scale),
+                        Some(winner) => {
+                            code.text = winner.clone();
+                            code.kind = kind(&with_text(&result, &winner)).to_owned();
+                        }
                         None => code.conflicting_texts = others,
                     },
                     None if unconfirmed.iter().any(|r| read.confirms(r)) => {}
@@ -354,28 +398,12 @@ impl Extractor for BarcodeExtractor {
         #[cfg(feature = "zxing-cpp")]
         if codes.is_empty() {
             let second = self.second_engine.read(pixels.full()?);
-            codes = second.iter().map(|r| to_barcode(r, 1.0)).collect();
+            codes = second.iter().filter_map(|r| to_barcode(r, 1.0)).collect();
         }
         let mut seen = HashSet::new();
-        codes.retain(|c| seen.insert((c.format.clone(), c.text.clone())));
+        codes.retain(|c| seen.insert((c.format, c.text.clone())));
         found.barcodes.extend(codes);
         Ok(())
-    }
-}
-
-/// Parses a format name as the config and the API write it: `EAN_13`, `QR_CODE`, …
-pub fn parse_format(name: &str) -> Result<BarcodeFormat, BuildError> {
-    match BarcodeFormat::from(name.to_ascii_lowercase().as_str()) {
-        BarcodeFormat::UNSUPORTED_FORMAT => Err(BuildError(format!(
-            "unknown barcode format `{name}`; known: {}",
-            DEFAULT_FORMATS
-                .iter()
-                .map(|f| format!("{f:?}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-                + ", MAXICODE"
-        ))),
-        format => Ok(format),
     }
 }
 
@@ -412,10 +440,11 @@ fn with_text(result: &RXingResult, text: &str) -> RXingResult {
     )
 }
 
-fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
-    Barcode {
+/// A read as the record keeps it; none for a format Librarian has no name for.
+fn to_barcode(result: &RXingResult, scale: f32) -> Option<Barcode> {
+    Some(Barcode {
         text: result.getText().to_owned(),
-        format: format!("{:?}", result.getBarcodeFormat()),
+        format: from_rxing(*result.getBarcodeFormat())?,
         kind: kind(result).to_owned(),
         conflicting_texts: Vec::new(),
         points: result
@@ -423,7 +452,7 @@ fn to_barcode(result: &RXingResult, scale: f32) -> Barcode {
             .iter()
             .map(|p| [p.x * scale, p.y * scale])
             .collect(),
-    }
+    })
 }
 
 #[cfg(test)]
