@@ -540,9 +540,13 @@ async fn every_failing_validator_is_named_in_one_422() {
     let dir = tempfile::tempdir().unwrap();
     let extra = r#"
 [pipelines.default]
-validators = ["labels", "photo", "has-code", "gtin"]
+validators = ["labels", "photo", "box", "has-code", "gtin"]
 extractors = ["barcode"]
 actors = ["disk"]
+[validators.box]
+kind = "label-matches"
+label = "box"
+check = "box-inside-image"
 [validators.labels]
 kind = "json-schema"
 schema = { type = "object", required = ["class"], properties = { class = { type = "integer" }, gtin = { type = "string" } } }
@@ -564,7 +568,10 @@ check = "gtin"
     let mut res = post_json(
         &service,
         "/api/v1/submissions",
-        &body(&tiny, json!({"class": "three"})),
+        &body(
+            &tiny,
+            json!({"class": "three", "box": {"x": 0, "y": 0, "w": 500, "h": 10}}),
+        ),
     )
     .await;
     let cheap = problem(&mut res, 422, "validation.failed").await;
@@ -581,7 +588,12 @@ check = "gtin"
         .collect();
     assert_eq!(
         named,
-        [("labels", "labels.schema"), ("photo", "image.too_narrow")]
+        [
+            ("labels", "labels.schema"),
+            ("photo", "image.too_narrow"),
+            ("box", "label.box_outside_image")
+        ],
+        "a box is checked with the labels and the header, in the first round"
     );
     assert_eq!(cheap["errors"][0]["path"], "/class");
 

@@ -112,8 +112,13 @@ impl LabelMatches {
 }
 
 impl Validator for LabelMatches {
+    /// A box is checked against the image header, so its finding comes back with the other
+    /// label and header findings, before any pixel is decoded; a GTIN needs the barcodes.
     fn stage(&self) -> Stage {
-        Stage::Extracted
+        match self.config.check {
+            LabelCheck::Gtin => Stage::Extracted,
+            LabelCheck::BoxInsideImage => Stage::Header,
+        }
     }
 
     fn check(&self, facts: &Facts<'_>) -> Vec<Finding> {
