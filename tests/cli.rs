@@ -189,6 +189,83 @@ fn bad_configs_are_refused_with_the_key_and_the_reason() {
 }
 
 #[test]
+fn a_file_with_many_mistakes_is_answered_with_all_of_them_and_no_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = "[server]\nmax_body_bytes = \"big\"\n\
+                [auth.jwt]\nsecret = 918273645\n\
+                [validators.photo]\nkind = \"image\"\nmax_widht = 3\n\
+                [validators.codes]\nkind = \"barcode\"\nformats = [\"EAN13\"]\n\
+                [actors.disk]\nkind = \"disk\"\ndirr = \"x\"\n\
+                [pipelines.products]\nactors = [\"disk\"]\nauht = \"tokens\"\n";
+    let output = check(dir.path(), "bad.toml", toml, &[]);
+    assert!(!output.status.success());
+    let said = stderr(&output);
+    for key in [
+        "server.max_body_bytes",
+        "auth.jwt.secret",
+        "validators.photo",
+        "validators.codes",
+        "actors.disk",
+        "pipelines.products",
+    ] {
+        assert!(
+            said.lines().any(|l| l.starts_with(key)),
+            "`{key}` named as written, at once: {said}"
+        );
+    }
+    assert!(
+        !said.contains("default."),
+        "no figment profile in key names: {said}"
+    );
+    assert!(
+        !said.contains("918273645"),
+        "a secret is never echoed: {said}"
+    );
+}
+
+#[test]
+fn a_secret_from_the_environment_is_any_string() {
+    let dir = tempfile::tempdir().unwrap();
+    // Digits with leading zeros: a number to figment, a string to the provider that signed.
+    let secret = "0012345678901234567890123456789012345678";
+    let address = format!("127.0.0.1:{}", free_port());
+    let mut command = Command::new(BIN);
+    command
+        .current_dir(dir.path())
+        .args(["serve", "--bind", &address, "-q"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
+        command.env_remove(key);
+    }
+    command
+        .env("LIBRARIAN_AUTH__MODE", "jwt")
+        .env("LIBRARIAN_AUTH__JWT__SECRET", secret);
+    let _server = Server(command.spawn().unwrap());
+    until_healthy(&address);
+    std::fs::write(
+        dir.path().join("photo.png"),
+        png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)),
+    )
+    .unwrap();
+    let exp = chrono::Utc::now().timestamp() + 600;
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &json!({"sub": "env", "exp": exp}),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap();
+    let url = format!("http://{address}");
+    let submit = ["submit", "photo.png", "--url", &url, "--token", &token];
+    let sent = run(dir.path(), &submit, &[]);
+    assert!(
+        sent.status.success(),
+        "the secret is the text given: {}",
+        stdout(&sent)
+    );
+}
+
+#[test]
 fn describe_prints_every_kind_with_options_and_defaults() {
     let dir = tempfile::tempdir().unwrap();
     let output = run(dir.path(), &["describe"], &[]);

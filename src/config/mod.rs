@@ -18,6 +18,9 @@ use crate::auth::{AuthConfig, AuthMode, ReadAccess};
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
 use crate::privacy::KeepMetadata;
 
+mod problems;
+use problems::is_secret;
+
 /// The name of the pipeline that always exists and that the plain routes use.
 pub const DEFAULT_PIPELINE: &str = "default";
 
@@ -242,8 +245,6 @@ pub enum ConfigError {
     MissingFile(PathBuf),
     #[error("config file {0}: use a .toml, .yaml, .yml or .json file")]
     UnknownFileType(PathBuf),
-    #[error("{0}")]
-    Invalid(Box<figment::Error>),
     #[error("{key}: {reason}")]
     Key { key: String, reason: String },
     #[error("actors.{actor}: {reason}")]
@@ -253,6 +254,14 @@ pub enum ConfigError {
 }
 
 impl ConfigError {
+    /// One problem as itself, several as `Many`.
+    pub fn many(mut problems: Vec<ConfigError>) -> Self {
+        match problems.len() {
+            1 => problems.remove(0),
+            _ => Self::Many(problems),
+        }
+    }
+
     /// Whether the configuration is right and only servers it names did not answer.
     pub fn is_unavailable(&self) -> bool {
         match self {
@@ -322,9 +331,7 @@ impl Config {
             figment = figment.merge(Serialized::default("server.bind", bind));
         }
         figment = with_builtins(figment)?;
-        let mut config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        let mut config = problems::extract(&figment)?;
         if let Some(dir) = &overrides.data_dir {
             match config.actors.get_mut("disk") {
                 Some(ActorConfig::Disk(disk)) => disk.dir = dir.clone(),
@@ -475,26 +482,28 @@ impl Config {
     }
 }
 
-/// Merges the `LIBRARIAN_*` variables. figment reads lists (`[…]`) and its own `{key=value}`
-/// tables from a value but not a JSON object, the form schemas and other tables are written
-/// in; a variable holding a JSON object is merged as JSON at its key.
+/// Merges the `LIBRARIAN_*` variables. figment reads each value as TOML-like text: lists
+/// (`[…]`) and its own `{key=value}` tables, but not a JSON object, the form schemas and other
+/// tables are written in; and a secret of digits (or `true`) would become a number, its
+/// leading zeros lost. A JSON object is merged as JSON at its key, a secret as the text sent.
 fn with_environment(figment: Figment) -> Figment {
     let env = Env::prefixed("LIBRARIAN_").split("__").ignore(&["config"]);
-    let objects: Vec<(String, serde_json::Value)> = env
-        .iter()
-        .filter(|(_, value)| value.trim_start().starts_with('{'))
-        .filter_map(|(key, value)| {
-            let object = serde_json::from_str::<serde_json::Value>(&value).ok()?;
-            object
-                .is_object()
-                .then(|| (key.as_str().to_ascii_lowercase(), object))
-        })
-        .collect();
-    let as_json: Vec<String> = objects.iter().map(|(key, _)| key.clone()).collect();
-    let mut figment =
-        figment.merge(env.filter(move |key| !as_json.iter().any(|k| key == k.as_str())));
-    for (key, object) in objects {
-        figment = figment.merge(Serialized::default(&key, object));
+    let mut exact: Vec<(String, serde_json::Value)> = Vec::new();
+    for (key, value) in env.iter() {
+        let key = key.as_str().to_ascii_lowercase();
+        let name = key.rsplit('.').next().unwrap_or_default();
+        if is_secret(name) {
+            exact.push((key, value.into()));
+        } else if value.trim_start().starts_with('{')
+            && let Ok(object @ serde_json::Value::Object(_)) = serde_json::from_str(&value)
+        {
+            exact.push((key, object));
+        }
+    }
+    let keys: Vec<String> = exact.iter().map(|(key, _)| key.clone()).collect();
+    let mut figment = figment.merge(env.filter(move |key| !keys.iter().any(|k| key == k.as_str())));
+    for (key, value) in exact {
+        figment = figment.merge(Serialized::default(&key, value));
     }
     figment
 }
@@ -505,7 +514,7 @@ fn with_environment(figment: Figment) -> Figment {
 fn with_builtins(mut figment: Figment) -> Result<Figment, ConfigError> {
     let given: serde_json::Value = figment
         .extract()
-        .map_err(|e| ConfigError::Invalid(Box::new(e)))?;
+        .map_err(|e| ConfigError::many(problems::describe(e)))?;
     let builtin = serde_json::to_value(Config::builtin()).unwrap_or_default();
     for section in ["validators", "extractors", "actors", "pipelines"] {
         for (name, value) in builtin[section].as_object().into_iter().flatten() {
@@ -518,17 +527,11 @@ fn with_builtins(mut figment: Figment) -> Result<Figment, ConfigError> {
     Ok(figment)
 }
 
-const SECRET_WORDS: [&str; 5] = ["secret", "password", "token", "access_key", "private_key"];
-
 fn redact(value: &mut serde_json::Value) {
     match value {
         serde_json::Value::Object(map) => {
             for (key, v) in map.iter_mut() {
-                if SECRET_WORDS
-                    .iter()
-                    .any(|w| key.to_ascii_lowercase().contains(w))
-                    && !v.is_null()
-                {
+                if is_secret(key) && !v.is_null() {
                     *v = "<redacted>".into();
                 } else {
                     redact(v);
