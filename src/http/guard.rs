@@ -17,6 +17,7 @@ use salvo::http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HeaderName, Header
 use salvo::prelude::*;
 use uuid::Uuid;
 
+use super::codes;
 use super::problem::{InternalCause, Problem};
 use crate::auth::{Auth, Caller};
 use crate::config::Config;
@@ -220,10 +221,7 @@ impl RateLimits {
         let wait = not_until.wait_time_from(DefaultClock::default().now());
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let detail = format!("too many submissions from this client; retry in {seconds} s");
-        Err(
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate.limited", detail)
-                .retry_after(seconds.max(1) as u32),
-        )
+        Err(Problem::new(codes::RATE_LIMITED, detail).retry_after(seconds.max(1) as u32))
     }
 
     /// Drops full buckets, at most once per `every`.

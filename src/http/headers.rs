@@ -7,6 +7,7 @@ use salvo::http::header::{
 };
 use salvo::prelude::*;
 
+use super::codes;
 use super::problem::Problem;
 
 /// The contributor page and `/docs`: their own scripts and styles only, photos previewed from
@@ -90,8 +91,7 @@ impl Handler for SameOriginOrAllowed {
             return;
         }
         res.render(Problem::new(
-            StatusCode::FORBIDDEN,
-            "origin.forbidden",
+            codes::ORIGIN_FORBIDDEN,
             "pages of this origin may not send to this server (server.cors_origins)",
         ));
         ctrl.skip_rest();

@@ -1,5 +1,6 @@
 //! The HTTP API (v1): routes, CORS, security headers, and problem+json for every error.
 
+pub mod codes;
 mod guard;
 mod headers;
 mod intake;

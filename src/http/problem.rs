@@ -7,6 +7,7 @@ use salvo::http::{ResBody, StatusCode};
 use salvo::prelude::*;
 use serde::Serialize;
 
+use super::codes::{self, Code};
 use super::intake::InputError;
 use crate::auth::{Denied, Refusal};
 use crate::imaging::ImageError;
@@ -45,10 +46,23 @@ struct Body<'a> {
 }
 
 impl Problem {
-    pub fn new(status: StatusCode, code: &'static str, detail: impl Into<String>) -> Self {
+    /// The problem+json document, as answered (and as a scan reports one image's failure).
+    pub fn document(&self) -> impl Serialize + '_ {
+        Body {
+            kind: format!("urn:librarian:problem:{}", self.code),
+            title: self.status.canonical_reason().unwrap_or("Error"),
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            errors: &self.errors,
+        }
+    }
+
+    /// A problem answered with its code's status (see [`codes`]).
+    pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Self {
-            status,
-            code,
+            status: code.status,
+            code: code.name,
             detail: detail.into(),
             errors: Vec::new(),
             retry_after: None,
@@ -61,8 +75,7 @@ impl Problem {
     /// allowed): not the client's fault and not worth a retry, so no `Retry-After`.
     fn refused(actor: &str, cause: ActorError) -> Self {
         Self::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "actor.refused",
+            codes::ACTOR_REFUSED,
             format!(
                 "storage `{actor}` refuses to work (its configuration or permissions changed); \
                  nothing was kept, and retrying will not help until an operator fixes it"
@@ -91,37 +104,35 @@ impl Problem {
         self
     }
 
-    pub fn not_found(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, code, detail)
-    }
-
-    pub fn bad_request(code: &'static str, detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, code, detail)
-    }
-
     /// The problem for a status that the framework set without a body.
     fn for_status(status: StatusCode) -> Self {
         let (code, detail) = match status {
-            StatusCode::NOT_FOUND => ("route.not_found", "no such route; see /openapi.json"),
+            StatusCode::NOT_FOUND => (codes::ROUTE_NOT_FOUND, "no such route; see /openapi.json"),
             StatusCode::METHOD_NOT_ALLOWED => (
-                "route.method_not_allowed",
+                codes::ROUTE_METHOD_NOT_ALLOWED,
                 "this route does not answer that method",
             ),
             StatusCode::PAYLOAD_TOO_LARGE => (
-                "body.too_large",
+                codes::BODY_TOO_LARGE,
                 "the request body is larger than this server accepts",
             ),
-            StatusCode::TOO_MANY_REQUESTS => ("rate.limited", "too many requests; retry later"),
+            StatusCode::TOO_MANY_REQUESTS => {
+                (codes::RATE_LIMITED, "too many requests; retry later")
+            }
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
-                ("body.unsupported_type", "unsupported content type")
+                (codes::BODY_UNSUPPORTED_TYPE, "unsupported content type")
             }
             s if s.is_server_error() => (
-                "internal",
+                codes::INTERNAL,
                 "the server failed to answer; the error is logged",
             ),
-            _ => ("request.invalid", "the request cannot be answered"),
+            _ => (codes::REQUEST_INVALID, "the request cannot be answered"),
         };
-        Self::new(status, code, detail)
+        // The generic codes keep the status the framework chose.
+        Self {
+            status,
+            ..Self::new(code, detail)
+        }
     }
 }
 
@@ -139,15 +150,7 @@ impl Scribe for Problem {
         if self.challenge {
             headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
-        let body = Body {
-            kind: format!("urn:librarian:problem:{}", self.code),
-            title: self.status.canonical_reason().unwrap_or("Error"),
-            status: self.status.as_u16(),
-            detail: &self.detail,
-            code: self.code,
-            errors: &self.errors,
-        };
-        let body = serde_json::to_vec(&body).unwrap_or_default();
+        let body = serde_json::to_vec(&self.document()).unwrap_or_default();
         if let Some(cause) = self.cause {
             res.extensions.insert(InternalCause(cause));
         }
@@ -158,51 +161,38 @@ impl Scribe for Problem {
 impl From<InputError> for Problem {
     fn from(e: InputError) -> Self {
         let detail = e.to_string();
-        let (status, code) = match e {
-            InputError::MalformedJson(_) => (StatusCode::BAD_REQUEST, "body.malformed_json"),
-            InputError::MalformedMultipart(_) => {
-                (StatusCode::BAD_REQUEST, "body.malformed_multipart")
-            }
-            InputError::Unreadable(_) => (StatusCode::BAD_REQUEST, "body.unreadable"),
-            InputError::BadBase64(_) => (StatusCode::BAD_REQUEST, "image.bad_base64"),
-            InputError::MissingImage(_) => (StatusCode::BAD_REQUEST, "image.missing"),
-            InputError::LabelsNotObject => (StatusCode::BAD_REQUEST, "labels.not_object"),
-            InputError::MalformedLabels(_) => (StatusCode::BAD_REQUEST, "labels.malformed_json"),
-            InputError::LabelsTooDeep => (StatusCode::UNPROCESSABLE_ENTITY, "labels.too_deep"),
-            InputError::WideInteger(_) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "labels.integer_too_wide")
-            }
-            InputError::LabelsTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, "labels.too_large")
-            }
-            InputError::BadId(_) => (StatusCode::BAD_REQUEST, "id.invalid"),
-            InputError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "body.too_large"),
-            InputError::TooSlow(_) => (StatusCode::REQUEST_TIMEOUT, "body.too_slow"),
-            InputError::UnsupportedType(_) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "body.unsupported_type")
-            }
+        let code = match e {
+            InputError::MalformedJson(_) => codes::BODY_MALFORMED_JSON,
+            InputError::MalformedMultipart(_) => codes::BODY_MALFORMED_MULTIPART,
+            InputError::Unreadable(_) => codes::BODY_UNREADABLE,
+            InputError::BadBase64(_) => codes::IMAGE_BAD_BASE64,
+            InputError::MissingImage(_) => codes::IMAGE_MISSING,
+            InputError::LabelsNotObject => codes::LABELS_NOT_OBJECT,
+            InputError::MalformedLabels(_) => codes::LABELS_MALFORMED_JSON,
+            InputError::LabelsTooDeep => codes::LABELS_TOO_DEEP,
+            InputError::WideInteger(_) => codes::LABELS_INTEGER_TOO_WIDE,
+            InputError::LabelsTooLarge { .. } => codes::LABELS_TOO_LARGE,
+            InputError::BadId(_) => codes::ID_INVALID,
+            InputError::TooLarge(_) => codes::BODY_TOO_LARGE,
+            InputError::TooSlow(_) => codes::BODY_TOO_SLOW,
+            InputError::UnsupportedType(_) => codes::BODY_UNSUPPORTED_TYPE,
         };
-        Self::new(status, code, detail)
+        Self::new(code, detail)
     }
 }
 
 impl From<Denied> for Problem {
     fn from(denied: Denied) -> Self {
         match denied {
-            Denied::Required => Self::new(
-                StatusCode::UNAUTHORIZED,
-                "auth.required",
-                "send `Authorization: Bearer <token>`",
-            )
-            .challenge(),
+            Denied::Required => {
+                Self::new(codes::AUTH_REQUIRED, "send `Authorization: Bearer <token>`").challenge()
+            }
             Denied::Forbidden => Self::new(
-                StatusCode::FORBIDDEN,
-                "auth.forbidden",
+                codes::AUTH_FORBIDDEN,
                 "this credential may not use this pipeline",
             ),
             Denied::Closed => Self::new(
-                StatusCode::FORBIDDEN,
-                "read.closed",
+                codes::READ_CLOSED,
                 "this pipeline's records are not readable through the API (its `read` is `closed`)",
             ),
             Denied::Refused(refusal) => refusal.into(),
@@ -212,20 +202,23 @@ impl From<Denied> for Problem {
 
 impl From<Refusal> for Problem {
     fn from(refusal: Refusal) -> Self {
-        let unauthorized = |code, detail| Self::new(StatusCode::UNAUTHORIZED, code, detail);
         match refusal {
-            Refusal::Unknown => unauthorized("auth.invalid", "this token is not valid").challenge(),
-            Refusal::Revoked => unauthorized("auth.revoked", "this token was revoked").challenge(),
-            Refusal::Expired => unauthorized("auth.expired", "this token has expired").challenge(),
+            Refusal::Unknown => {
+                Self::new(codes::AUTH_INVALID, "this token is not valid").challenge()
+            }
+            Refusal::Revoked => {
+                Self::new(codes::AUTH_REVOKED, "this token was revoked").challenge()
+            }
+            Refusal::Expired => {
+                Self::new(codes::AUTH_EXPIRED, "this token has expired").challenge()
+            }
             Refusal::Throttled(seconds) => Self::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "auth.throttled",
+                codes::AUTH_THROTTLED,
                 format!("too many wrong secrets for this token; retry in {seconds} s"),
             )
             .retry_after(seconds),
             Refusal::Busy => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "auth.busy",
+                codes::AUTH_BUSY,
                 "every credential check is busy; retry shortly",
             )
             .retry_after(1),
@@ -236,27 +229,17 @@ impl From<Refusal> for Problem {
 impl From<ImageError> for Problem {
     fn from(e: ImageError) -> Self {
         let detail = e.to_string();
-        let (status, code) = match e {
-            ImageError::UnknownFormat => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "image.unknown_format")
-            }
-            ImageError::Undecodable(..) => {
-                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "image.undecodable")
-            }
-            ImageError::TooManyPixels { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "image.too_many_pixels")
-            }
-            ImageError::Timeout(_) => (StatusCode::UNPROCESSABLE_ENTITY, "image.timeout"),
-            ImageError::TooLargeToDecode { .. } => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "image.too_large_to_decode",
-            ),
+        let code = match e {
+            ImageError::UnknownFormat => codes::IMAGE_UNKNOWN_FORMAT,
+            ImageError::Undecodable(..) => codes::IMAGE_UNDECODABLE,
+            ImageError::TooManyPixels { .. } => codes::IMAGE_TOO_MANY_PIXELS,
+            ImageError::Timeout(_) => codes::IMAGE_TIMEOUT,
+            ImageError::TooLargeToDecode { .. } => codes::IMAGE_TOO_LARGE_TO_DECODE,
             ImageError::Busy => {
-                return Self::new(StatusCode::SERVICE_UNAVAILABLE, "image.busy", detail)
-                    .retry_after(2);
+                return Self::new(codes::IMAGE_BUSY, detail).retry_after(2);
             }
         };
-        Self::new(status, code, detail)
+        Self::new(code, detail)
     }
 }
 
@@ -265,41 +248,20 @@ impl From<SubmitError> for Problem {
         let detail = e.to_string();
         match e {
             SubmitError::Image(e) => e.into(),
-            SubmitError::FormatNotAllowed(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "image.format_not_allowed",
-                detail,
-            ),
-            SubmitError::Rejected(errors) => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation.failed",
-                detail,
-            )
-            .with_errors(errors),
-            SubmitError::Conflict(_) => {
-                Self::new(StatusCode::CONFLICT, "submission.conflict", detail)
+            SubmitError::FormatNotAllowed(_) => Self::new(codes::IMAGE_FORMAT_NOT_ALLOWED, detail),
+            SubmitError::Rejected(errors) => {
+                Self::new(codes::VALIDATION_FAILED, detail).with_errors(errors)
             }
-            SubmitError::InProgress(_) => Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "submission.in_progress",
-                detail,
-            )
-            .retry_after(1),
-            SubmitError::Unstrippable(_) => Self::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "image.metadata_unreadable",
-                detail,
-            ),
-            SubmitError::TooLargeFor { .. } => Self::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "actor.image_too_large",
-                detail,
-            ),
+            SubmitError::Conflict(_) => Self::new(codes::SUBMISSION_CONFLICT, detail),
+            SubmitError::InProgress(_) => {
+                Self::new(codes::SUBMISSION_IN_PROGRESS, detail).retry_after(1)
+            }
+            SubmitError::Unstrippable(_) => Self::new(codes::IMAGE_METADATA_UNREADABLE, detail),
+            SubmitError::TooLargeFor { .. } => Self::new(codes::ACTOR_IMAGE_TOO_LARGE, detail),
             SubmitError::ActorFailed { actor, cause } => match cause {
                 ActorError::Refused(_) => Self::refused(&actor, cause),
                 _ => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "actor.unavailable",
+                    codes::ACTOR_UNAVAILABLE,
                     format!(
                         "storage `{actor}` failed and nothing was kept; send the same \
                          submission again later (the server's log has the cause under this \
@@ -312,8 +274,7 @@ impl From<SubmitError> for Problem {
             SubmitError::ReadFailed { actor, cause } => match cause {
                 ActorError::Refused(_) => Self::refused(&actor, cause),
                 _ => Self::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "actor.read_failed",
+                    codes::ACTOR_READ_FAILED,
                     format!(
                         "storage `{actor}` could not be read; try again later (the server's \
                          log has the cause under this request's id)"

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
+use super::codes;
 use super::guard::{RateLimits, caller};
 use super::intake::{
     BodyPace, Fields, InputError, decode_image_text, multipart_parts, read_body, read_submission,
@@ -42,7 +43,10 @@ fn app(depot: &Depot) -> Arc<App> {
 fn pipeline(app: &App, name: Option<&str>) -> Result<Arc<Pipeline>, Problem> {
     let name = name.unwrap_or(DEFAULT_PIPELINE);
     app.pipeline(name).cloned().ok_or_else(|| {
-        Problem::not_found("pipeline.not_found", format!("no pipeline named `{name}`"))
+        Problem::new(
+            codes::PIPELINE_NOT_FOUND,
+            format!("no pipeline named `{name}`"),
+        )
     })
 }
 
@@ -119,7 +123,7 @@ fn handling_slot(app: &App) -> Result<tokio::sync::OwnedSemaphorePermit, Problem
 /// 503 `server.busy`: the server is `doing` as it may at once.
 fn busy(doing: &str) -> Problem {
     let detail = format!("the server is {doing} as it may; retry shortly");
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, "server.busy", detail).retry_after(1)
+    Problem::new(codes::SERVER_BUSY, detail).retry_after(1)
 }
 
 /// Admits, reads the submission and hands it to the pipeline.
@@ -193,7 +197,7 @@ async fn readable_record(
     record
         .filter(|r| only.as_ref().is_none_or(|p| p.name == r.pipeline))
         .filter(|r| app.auth.authorize_read(&caller, &r.pipeline).is_ok())
-        .ok_or_else(|| Problem::not_found("record.not_found", format!("no record with id {id}")))
+        .ok_or_else(|| Problem::new(codes::RECORD_NOT_FOUND, format!("no record with id {id}")))
 }
 
 #[handler]
@@ -227,8 +231,8 @@ pub async fn get_image(
                 .ok()
                 .filter(|n| (16..=MAX_THUMBNAIL_SIDE).contains(n))
                 .ok_or_else(|| {
-                    Problem::bad_request(
-                        "query.invalid",
+                    Problem::new(
+                        codes::QUERY_INVALID,
                         format!("max_side must be a number from 16 to {MAX_THUMBNAIL_SIDE}"),
                     )
                 })?,
@@ -262,7 +266,7 @@ pub async fn get_image(
     }
     let bytes = read_any(&app, |p| Box::pin(p.image(&record)))
         .await?
-        .ok_or_else(|| Problem::not_found("record.not_found", format!("no image for id {id}")))?;
+        .ok_or_else(|| Problem::new(codes::RECORD_NOT_FOUND, format!("no image for id {id}")))?;
     let (body, mime) = match max_side {
         Some(side) => {
             let small = app
@@ -336,8 +340,8 @@ pub async fn history(
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
             .ok_or_else(|| {
-                Problem::bad_request(
-                    "query.invalid",
+                Problem::new(
+                    codes::QUERY_INVALID,
                     format!("limit must be a number from 1 to {MAX_PAGE}"),
                 )
             })?,
@@ -384,8 +388,8 @@ fn parse_cursor(text: &str) -> Result<HistoryCursor, Problem> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| HistoryCursor::Time(t.to_utc()))
         .map_err(|_| {
-            Problem::bad_request(
-                "query.invalid",
+            Problem::new(
+                codes::QUERY_INVALID,
                 "before must be a record id or an RFC 3339 time",
             )
         })
@@ -411,8 +415,8 @@ pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
     let _slot = handling_slot(&app)?;
     let inputs = scan_inputs(req, &pipeline, app.loaded.config.server.max_body_bytes).await?;
     if inputs.len() > MAX_SCAN_IMAGES {
-        return Err(Problem::bad_request(
-            "scan.too_many_images",
+        return Err(Problem::new(
+            codes::SCAN_TOO_MANY_IMAGES,
             format!("at most {MAX_SCAN_IMAGES} images per scan"),
         ));
     }
@@ -439,8 +443,7 @@ pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> R
                 entry["barcodes"] = json!(found.barcodes);
             }
             Err(e) => {
-                let problem = Problem::from(e);
-                entry["error"] = json!({"code": problem.code, "status": problem.status.as_u16(), "detail": problem.detail});
+                entry["error"] = json!(Problem::from(e).document());
             }
         }
     }
@@ -601,11 +604,9 @@ pub async fn readyz(depot: &mut Depot, res: &mut Response) -> Result<(), Problem
                 _ => format!("actor `{name}` is not ready; the server's log says why"),
             };
             let cause = cause.to_string();
-            return Err(
-                Problem::new(StatusCode::SERVICE_UNAVAILABLE, "actor.not_ready", detail)
-                    .with_cause(cause)
-                    .retry_after(5),
-            );
+            return Err(Problem::new(codes::ACTOR_NOT_READY, detail)
+                .with_cause(cause)
+                .retry_after(5));
         }
         actors.insert(name, "ready".into());
     }
