@@ -10,12 +10,18 @@ ARG FEATURES=""
 RUN if [ -n "$FEATURES" ]; then apt-get update && apt-get install -y --no-install-recommends cmake; fi
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin librarian --features "$FEATURES"
+# The dist profile: the release build, stripped (no debug line tables of every dependency).
+RUN cargo build --profile dist --locked --bin librarian --features "$FEATURES"
 
 FROM debian:bookworm-slim
+# CA certificates: the S3 client verifies HTTPS endpoints (AWS or any S3-compatible server)
+# against the system's store, which the slim image leaves empty.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data librarian \
     && mkdir -p /data && chown librarian /data
-COPY --from=build /src/target/release/librarian /usr/local/bin/librarian
+COPY --from=build /src/target/dist/librarian /usr/local/bin/librarian
 USER librarian
 WORKDIR /data
 ENV LIBRARIAN_SERVER__BIND=0.0.0.0:8080 \
