@@ -11,31 +11,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::http::Problem;
+use crate::http::{Problem, table};
 use crate::pipeline::Accepted;
-
-/// Every route the API has; any other path is counted as `other`, so that probes for
-/// random paths cannot grow the number of series.
-const ROUTES: [&str; 18] = [
-    "/",
-    "/healthz",
-    "/readyz",
-    "/metrics",
-    "/openapi.json",
-    "/docs",
-    "/assets/app.js",
-    "/assets/app.css",
-    "/assets/docs.js",
-    "/assets/docs.css",
-    "/api/v1/submissions",
-    "/api/v1/submissions/{id}",
-    "/api/v1/submissions/{id}/image",
-    "/api/v1/pipelines",
-    "/api/v1/pipelines/{name}",
-    "/api/v1/pipelines/{name}/submissions",
-    "/api/v1/pipelines/{name}/submissions/{id}",
-    "/api/v1/scan",
-];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -246,28 +223,12 @@ impl Metrics {
 }
 
 /// The route template of a path: ids become `{id}`, pipeline names `{name}`.
+/// The route's template; any other path is counted as `other`, so that probes for random
+/// paths cannot grow the number of series.
 fn route_of(path: &str) -> String {
-    let mut previous = "";
-    let template: Vec<&str> = path
-        .split('/')
-        .map(|segment| {
-            let mapped = if uuid::Uuid::parse_str(segment).is_ok() {
-                "{id}"
-            } else if previous == "pipelines" && !segment.is_empty() {
-                "{name}"
-            } else {
-                segment
-            };
-            previous = segment;
-            mapped
-        })
-        .collect();
-    let template = template.join("/");
-    if ROUTES.contains(&template.as_str()) {
-        template
-    } else {
-        "other".to_owned()
-    }
+    table::route_of(path)
+        .map_or("other", |(route, _)| route)
+        .to_owned()
 }
 
 #[cfg(test)]

@@ -466,7 +466,45 @@ async fn unknown_pipelines_records_and_routes_are_404() {
         .send(&service)
         .await;
     problem(&mut res, 405, "route.method_not_allowed").await;
+    assert_eq!(res.headers()["allow"], "GET, HEAD, POST, PUT");
     assert!(files(&dir.path().join("data")).is_empty());
+}
+
+#[tokio::test]
+async fn a_known_path_asked_with_another_method_says_which_it_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    for (method, path, allow) in [
+        ("TRACE", "/healthz".to_owned(), "GET, HEAD"),
+        ("GET", "/api/v1/scan".to_owned(), "POST"),
+        (
+            "DELETE",
+            format!("/api/v1/submissions/{}", Uuid::new_v4()),
+            "GET, HEAD, PUT",
+        ),
+    ] {
+        let request = TestClient::get(url(&path));
+        let mut res = match method {
+            "GET" => request.send(&service).await,
+            "DELETE" => TestClient::delete(url(&path)).send(&service).await,
+            _ => {
+                let mut req = request.build();
+                *req.method_mut() = salvo::http::Method::TRACE;
+                service.handle(req).await
+            }
+        };
+        problem(&mut res, 405, "route.method_not_allowed").await;
+        assert_eq!(res.headers()["allow"], allow, "{method} {path}");
+    }
+    let res = TestClient::options(url("/api/v1/scan"))
+        .send(&service)
+        .await;
+    assert_eq!(
+        res.status_code,
+        Some(StatusCode::NO_CONTENT),
+        "OPTIONS without CORS"
+    );
+    assert_eq!(res.headers()["allow"], "POST");
 }
 
 #[tokio::test]

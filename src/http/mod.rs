@@ -7,6 +7,7 @@ mod intake;
 mod lifecycle;
 mod problem;
 mod routes;
+pub mod table;
 
 use std::sync::Arc;
 

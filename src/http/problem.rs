@@ -2,13 +2,14 @@
 //! for errors raised by handlers and for statuses the framework raises (404, 405, …).
 
 use librarian_model::Violation;
-use salvo::http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
-use salvo::http::{ResBody, StatusCode};
+use salvo::http::header::{ALLOW, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use salvo::http::{Method, ResBody, StatusCode};
 use salvo::prelude::*;
 use serde::Serialize;
 
 use super::codes::{self, Code};
 use super::intake::InputError;
+use super::table;
 use crate::auth::{Denied, Refusal};
 use crate::imaging::ImageError;
 use crate::pipeline::SubmitError;
@@ -288,14 +289,33 @@ impl From<SubmitError> for Problem {
 }
 
 /// Turns an error status without a body, set by the framework or a middleware, into a problem.
+/// A path the API has, asked with a method it does not answer, is 405 with `Allow` (the router
+/// says 404 for it); `OPTIONS` there, when it is no CORS preflight, is 204 with `Allow`.
 #[handler]
-pub async fn catch_status(res: &mut Response, ctrl: &mut FlowCtrl) {
-    let status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
+pub async fn catch_status(req: &mut Request, res: &mut Response, ctrl: &mut FlowCtrl) {
+    let mut status = res.status_code.unwrap_or(StatusCode::NOT_FOUND);
     let empty = matches!(res.body, ResBody::None) || res.body.is_error();
-    if empty && (status.is_client_error() || status.is_server_error()) {
-        res.render(Problem::for_status(status));
-        ctrl.skip_rest();
+    if !(empty && (status.is_client_error() || status.is_server_error())) {
+        return;
     }
+    let known = table::route_of(req.uri().path());
+    if let Some((_, methods)) = known
+        && matches!(
+            status,
+            StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        )
+    {
+        res.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static(methods));
+        if req.method() == Method::OPTIONS {
+            res.status_code(StatusCode::NO_CONTENT);
+            ctrl.skip_rest();
+            return;
+        }
+        status = StatusCode::METHOD_NOT_ALLOWED;
+    }
+    res.render(Problem::for_status(status));
+    ctrl.skip_rest();
 }
 
 #[cfg(test)]
