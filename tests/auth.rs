@@ -8,7 +8,7 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{Duration, Utc};
-use common::{JWT_SECRET, app, files, jwt, png, symbol};
+use common::{JWT_SECRET, app, files, jwt, png, strings_at, symbol};
 use librarian::auth::tokens;
 use rxing::BarcodeFormat;
 use salvo::prelude::*;
@@ -146,12 +146,7 @@ async fn contributor_tokens_are_checked_revoked_expired_and_rotated() {
         .send(&service)
         .await;
     let listed: Value = history.take_json().await.unwrap();
-    let pipelines: Vec<&str> = listed["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["pipeline"].as_str().unwrap())
-        .collect();
+    let pipelines = strings_at(&listed["records"], "pipeline");
     assert_eq!(
         pipelines,
         ["open"],

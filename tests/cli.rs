@@ -228,21 +228,11 @@ fn a_secret_from_the_environment_is_any_string() {
     let dir = tempfile::tempdir().unwrap();
     // Digits with leading zeros: a number to figment, a string to the provider that signed.
     let secret = "0012345678901234567890123456789012345678";
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir.path())
-        .args(["serve", "--bind", &address, "-q"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
-        command.env_remove(key);
-    }
-    command
-        .env("LIBRARIAN_AUTH__MODE", "jwt")
-        .env("LIBRARIAN_AUTH__JWT__SECRET", secret);
-    let _server = Server(command.spawn().unwrap());
-    until_healthy(&address);
+    let env = [
+        ("LIBRARIAN_AUTH__MODE", "jwt"),
+        ("LIBRARIAN_AUTH__JWT__SECRET", secret),
+    ];
+    let (_server, address) = serve_with_env(dir.path(), &[], &env);
     std::fs::write(
         dir.path().join("photo.png"),
         png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160)),
@@ -321,6 +311,11 @@ fn until_healthy(address: &str) {
 /// `librarian serve` in `dir` on a free port with `args`, once it answers /healthz; the
 /// server stops when the returned guard drops.
 fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
+    serve_with_env(dir, args, &[])
+}
+
+/// [`serve`] with these environment variables, and none of the caller's `LIBRARIAN_*`.
+fn serve_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
     let address = format!("127.0.0.1:{}", free_port());
     let mut command = Command::new(BIN);
     command
@@ -331,6 +326,7 @@ fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
     for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
         command.env_remove(key);
     }
+    command.envs(env.iter().copied());
     let child = command.spawn().unwrap();
     let server = Server(child);
     until_healthy(&address);

@@ -5,7 +5,7 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{app, body, files, jpeg, png, png_bomb, problem, service, symbol, url};
+use common::{app, body, files, jpeg, png, png_bomb, problem, service, strings_at, symbol, url};
 use rxing::BarcodeFormat;
 use salvo::http::header::{CONTENT_TYPE, LOCATION};
 use salvo::prelude::*;
@@ -643,12 +643,7 @@ check = "gtin"
         .send(&service)
         .await;
     let late = problem(&mut res, 422, "validation.failed").await;
-    let named: Vec<&str> = late["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["code"].as_str().unwrap())
-        .collect();
+    let named = strings_at(&late["errors"], "code");
     assert_eq!(
         named,
         [
@@ -735,12 +730,7 @@ async fn records_images_and_history_read_back_newest_first() {
         .send(&service)
         .await;
     let page = json_of(&mut page).await;
-    let listed: Vec<&str> = page["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let listed = strings_at(&page["records"], "id");
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
     let next = page["next"].as_str().unwrap();
     let mut rest = TestClient::get(url(next)).send(&service).await;

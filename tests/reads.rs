@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{body, png, problem, send, service, status, symbol, url};
+use common::{body, png, problem, send, service, status, strings_at, symbol, url};
 use image::GenericImageView;
 use librarian::auth::tokens;
 use rxing::BarcodeFormat;
@@ -116,12 +116,7 @@ async fn a_protected_pipeline_guards_its_reads_unless_told_otherwise() {
     problem(&mut anonymous, 401, "auth.required").await;
     let mut listed = get(&service, "/api/v1/submissions", None).await;
     let page = listed.take_json::<Value>().await.unwrap();
-    let pipelines: Vec<&str> = page["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["pipeline"].as_str().unwrap())
-        .collect();
+    let pipelines = strings_at(&page["records"], "pipeline");
     assert_eq!(
         pipelines,
         ["gallery"],

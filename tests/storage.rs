@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::servers::{self, BUCKET, Server, actors_toml, mongo_uri, s3_client};
-use common::{BASE, body, png, symbol};
+use common::{BASE, body, png, strings_at, symbol};
 use mongodb::bson::{Bson, Document, doc};
 use rxing::BarcodeFormat;
 use salvo::prelude::*;
@@ -213,12 +213,7 @@ async fn a_history_page_skips_a_document_it_cannot_read() {
         .await;
     assert_eq!(page.status_code, Some(StatusCode::OK));
     let page: Value = page.take_json().await.unwrap();
-    let listed: Vec<&str> = page["records"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
+    let listed = strings_at(&page["records"], "id");
     assert_eq!(
         listed,
         [ids[1].as_str()],

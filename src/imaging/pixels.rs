@@ -123,17 +123,25 @@ fn decode_full(bytes: &[u8], facts: &ImageFacts) -> Result<GrayImage, ImageError
         ImageFormat::Png => return png::decode_gray(bytes, facts),
         _ => {}
     }
+    let decoded = limited_reader(bytes, facts)?
+        .decode()
+        .map_err(|e| ImageError::Undecodable(facts.format, e.to_string()))?;
+    Ok(decoded.into_luma8())
+}
+
+/// A reader of `image` that decodes no more than the header declared: its size, and room for
+/// the image in its widest colour type (16-bit RGBA) with some slack.
+pub(super) fn limited_reader<'b>(
+    bytes: &'b [u8],
+    facts: &ImageFacts,
+) -> Result<ImageReader<Cursor<&'b [u8]>>, ImageError> {
     let mut reader = ImageReader::new(Cursor::new(bytes))
         .with_guessed_format()
         .map_err(|_| ImageError::UnknownFormat)?;
     let mut limits = Limits::default();
     limits.max_image_width = Some(facts.width);
     limits.max_image_height = Some(facts.height);
-    // Room for the decoded image in its widest colour type (16-bit RGBA) and some slack.
     limits.max_alloc = Some(facts.pixels() * 8 + (64 << 20));
     reader.limits(limits);
-    let decoded = reader
-        .decode()
-        .map_err(|e| ImageError::Undecodable(facts.format, e.to_string()))?;
-    Ok(decoded.into_luma8())
+    Ok(reader)
 }

@@ -1,12 +1,11 @@
 //! Small colour copies of stored photos for pages that list them.
 
-use std::io::Cursor;
-
 use image::codecs::jpeg::JpegEncoder;
-use image::{DynamicImage, ImageDecoder, ImageReader, Limits};
+use image::{DynamicImage, ImageDecoder};
 use librarian_model::ImageFacts;
 
 use super::ImageError;
+use super::pixels::limited_reader;
 
 const QUALITY: u8 = 80;
 
@@ -14,14 +13,9 @@ const QUALITY: u8 = 80;
 /// `max_side` (never enlarges) and encodes it as a JPEG.
 pub fn make(bytes: &[u8], facts: &ImageFacts, max_side: u32) -> Result<Vec<u8>, ImageError> {
     let undecodable = |e: image::ImageError| ImageError::Undecodable(facts.format, e.to_string());
-    let mut reader = ImageReader::new(Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|_| ImageError::UnknownFormat)?;
-    let mut limits = Limits::default();
-    limits.max_image_width = Some(facts.width);
-    limits.max_image_height = Some(facts.height);
-    reader.limits(limits);
-    let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    let mut decoder = limited_reader(bytes, facts)?
+        .into_decoder()
+        .map_err(undecodable)?;
     let orientation = decoder.orientation().map_err(undecodable)?;
     let mut image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     image.apply_orientation(orientation);

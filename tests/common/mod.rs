@@ -168,6 +168,15 @@ pub fn status(res: &Response) -> u16 {
     res.status_code.map_or(0, |s| s.as_u16())
 }
 
+/// The text at `field` of each item of a JSON array (ids of records, codes of findings).
+pub fn strings_at<'v>(items: &'v Value, field: &str) -> Vec<&'v str> {
+    let items = items.as_array().expect("a JSON array");
+    items
+        .iter()
+        .map(|item| item[field].as_str().unwrap())
+        .collect()
+}
+
 /// Files in a folder, sorted; empty when the folder does not exist.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
