@@ -101,16 +101,10 @@ fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
         let code = service.code().unwrap_or_default();
         let message = service.message().unwrap_or(code);
         let status = e.raw_response().map(|r| r.status().as_u16());
-        // HEAD answers carry no body, so no code: a 403 or a 404 on the bucket says it.
-        let refused = REFUSALS.contains(&code)
-            || status == Some(403)
-            || (what == "head bucket" && status == Some(404));
-        if refused {
-            // HEAD answers have no body: the SDK's text is then only the status's name.
+        // HEAD answers carry no body, so no code: a 403 says it.
+        if REFUSALS.contains(&code) || status == Some(403) {
+            // The SDK's text is then only the status's name.
             let said = match status {
-                Some(404) if what == "head bucket" => {
-                    "NoSuchBucket: the bucket does not exist".to_owned()
-                }
                 Some(403) if message == code || message.is_empty() => {
                     "AccessDenied: the credentials are not allowed".to_owned()
                 }
@@ -410,7 +404,14 @@ impl Actor for S3Actor {
             .bucket(&self.config.bucket)
             .send()
             .await
-            .map_err(|e| failed("head bucket", e))?;
+            .map_err(
+                |e| match e.as_service_error().is_some_and(|s| s.is_not_found()) {
+                    true => ActorError::Refused(
+                        "S3 head bucket: NoSuchBucket: the bucket does not exist".into(),
+                    ),
+                    false => failed("head bucket", e),
+                },
+            )?;
         Ok(())
     }
 }

@@ -364,7 +364,7 @@ pub struct Part {
 }
 
 impl Part {
-    fn text(&self) -> Result<&str, InputError> {
+    pub fn text(&self) -> Result<&str, InputError> {
         std::str::from_utf8(&self.bytes).map_err(|_| {
             InputError::MalformedMultipart(format!("the text part `{}` is not UTF-8", self.name))
         })

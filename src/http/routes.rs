@@ -467,7 +467,7 @@ async fn scan_inputs(
         for part in multipart_parts(req, limit).await? {
             let bytes = match (&part.filename, part.name == pipeline.image_field) {
                 (Some(_), _) => part.bytes,
-                (None, true) => decode_image_text(&String::from_utf8_lossy(&part.bytes))?,
+                (None, true) => decode_image_text(part.text()?)?,
                 (None, false) => continue,
             };
             inputs.push(ScanInput {
