@@ -80,13 +80,13 @@ impl Components {
         let mut unavailable = Vec::new();
         for name in used(config, |p| &p.actors) {
             let actor = &config.actors[name];
-            if let Err(e) = librarian_actors::check(actor).await {
+            if let Err(e) = librarian_actors::check(actor, &loaded.base_dir).await {
                 failed("actors", name, e.to_string());
                 continue;
             }
             if mode == Actors::Connect {
                 // A valid config whose server does not answer: not a mistake in the file.
-                match librarian_actors::build(actor).await {
+                match librarian_actors::build(actor, &loaded.base_dir).await {
                     Ok(built) => drop(actors.insert(name.clone(), built)),
                     Err(e) => unavailable.push(ConfigError::Unavailable {
                         actor: name.clone(),

@@ -299,6 +299,60 @@ async fn s3_is_checked_at_start_and_readyz_names_a_refusal() {
     );
 }
 
+/// The S3 actor behind HTTPS with a private CA: refused at start without `ca_file` (the
+/// system's store does not know the CA), stores and reads back with it.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_over_https_trusts_the_ca_named_by_ca_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mongo = servers::mongo();
+    let s3 = servers::s3(&dir.path().join("s3"));
+    let front = servers::tls_front(s3.port).await;
+    std::fs::write(dir.path().join("test-ca.pem"), &front.ca_pem).unwrap();
+    let pipeline = "[pipelines.default]\nextractors = []\nactors = [\"archive\"]\n";
+    let https = actors_toml(&mongo, &s3, "none").replace(
+        &servers::s3_endpoint(&s3),
+        &format!("https://localhost:{}", front.port),
+    );
+    let said = refused_start(dir.path(), &format!("{pipeline}{https}")).await;
+    assert!(said.contains("could not connect to S3"), "{said}");
+
+    std::fs::write(dir.path().join("not-a-ca.pem"), "no certificate here").unwrap();
+    let wrong = https.replace(
+        "path_style = true",
+        "path_style = true\nca_file = \"not-a-ca.pem\"",
+    );
+    let said = refused_start(dir.path(), &format!("{pipeline}{wrong}")).await;
+    assert!(
+        said.contains("actors.archive") && said.contains("holds no PEM certificate"),
+        "{said}"
+    );
+
+    let trusted = https.replace(
+        "path_style = true",
+        "path_style = true\nca_file = \"test-ca.pem\"",
+    );
+    let service = service(dir.path(), &format!("{pipeline}{trusted}")).await;
+    let (status, created) = put(
+        &service,
+        "/api/v1/submissions/8d4f2c1e-7a3b-4c5d-9e6f-0a1b2c3d4e5f",
+        &body(&ean_png(), json!({"over": "tls"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        keys(&s3, id).await,
+        [format!("images/{id}.json"), format!("images/{id}.png")],
+        "written through the TLS front into s3s-fs"
+    );
+    let mut read = TestClient::get(format!("{BASE}/api/v1/submissions/{id}"))
+        .send(&service)
+        .await;
+    assert_eq!(read.status_code.unwrap().as_u16(), 200);
+    let record: Value = read.take_json().await.unwrap();
+    assert_eq!(record["labels"]["over"], "tls");
+}
+
 fn big_png() -> Vec<u8> {
     let mut state = 0x9e37_79b9u32;
     let image = image::RgbImage::from_fn(2700, 2700, |_, _| {

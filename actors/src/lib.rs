@@ -8,6 +8,7 @@ mod disk;
 mod mongo;
 mod s3;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -215,20 +216,23 @@ pub enum ActorConfig {
 #[error("{0}")]
 pub struct BuildError(String);
 
-/// Checks what can be checked of an actor's config without touching disk or network.
-pub async fn check(config: &ActorConfig) -> Result<(), BuildError> {
+/// Checks what can be checked of an actor's config without touching network or the data:
+/// files it names are read, relative to `base_dir` (the config file's folder).
+pub async fn check(config: &ActorConfig, base_dir: &Path) -> Result<(), BuildError> {
     match config {
         ActorConfig::Disk(_) => Ok(()),
         ActorConfig::Mongo(c) => mongodb::options::ClientOptions::parse(&c.uri)
             .await
             .map(drop)
             .map_err(|e| BuildError(format!("uri: {e}"))),
-        ActorConfig::S3(c) => S3Actor::check(c).map_err(|e| BuildError(e.to_string())),
+        ActorConfig::S3(c) => S3Actor::check(c, base_dir)
+            .map(drop)
+            .map_err(|e| BuildError(e.to_string())),
     }
 }
 
 /// Builds the actor a config describes; network actors connect and prepare what they need.
-pub async fn build(config: &ActorConfig) -> Result<Arc<dyn Actor>, BuildError> {
+pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Arc<dyn Actor>, BuildError> {
     Ok(match config {
         ActorConfig::Disk(c) => Arc::new(
             DiskActor::open(c)
@@ -241,7 +245,7 @@ pub async fn build(config: &ActorConfig) -> Result<Arc<dyn Actor>, BuildError> {
                 .map_err(|e| BuildError(format!("could not connect to MongoDB: {e}")))?,
         ),
         ActorConfig::S3(c) => {
-            let actor = S3Actor::open(c)
+            let actor = S3Actor::open(c, base_dir)
                 .await
                 .map_err(|e| BuildError(format!("cannot prepare S3: {e}")))?;
             // The S3 client connects lazily: ask for the bucket now, so a wrong endpoint,

@@ -2,6 +2,7 @@
 //! the record id and sha256 as metadata, created only when absent; optionally the record JSON
 //! beside it as `<prefix><id>.json`.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,6 +14,7 @@ use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use librarian_model::{ImageFormat, Record};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -34,6 +36,10 @@ pub struct S3Config {
     /// The server's URL for S3-compatible servers, e.g. `http://127.0.0.1:9000`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
+    /// A PEM file of certificate authorities to trust besides the system's, for an `https`
+    /// endpoint whose certificate a private CA signed. Relative to the config file's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
     #[serde(default)]
     pub path_style: bool,
@@ -118,6 +124,25 @@ fn failed<E: ProvideErrorMetadata + std::error::Error + 'static>(
     ActorError::Io(std::io::Error::other(format!("S3 {what}: {chain}")))
 }
 
+/// The PEM text of a CA file, refused unless it holds at least one certificate and nothing
+/// unreadable: a wrong file would otherwise surface as "unknown issuer" on the first request.
+fn authorities(file: &Path) -> Result<Vec<u8>, ActorError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let named =
+        |reason: String| ActorError::Corrupt(format!("ca_file {}: {reason}", file.display()));
+    let pem = std::fs::read(file).map_err(|e| named(e.to_string()))?;
+    let mut count = 0;
+    for certificate in CertificateDer::pem_slice_iter(&pem) {
+        certificate.map_err(|e| named(e.to_string()))?;
+        count += 1;
+    }
+    match count {
+        0 => Err(named("holds no PEM certificate".into())),
+        _ => Ok(pem),
+    }
+}
+
 /// Whether S3 refused a conditional write because the key exists.
 fn precondition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
     e.as_service_error()
@@ -126,8 +151,9 @@ fn precondition_failed<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
 }
 
 impl S3Actor {
-    /// Checks the values that do not need the server.
-    pub fn check(config: &S3Config) -> Result<(), ActorError> {
+    /// Checks the values that do not need the server, and reads `ca_file`: the PEM text of
+    /// its certificates, when it names one.
+    pub fn check(config: &S3Config, base_dir: &Path) -> Result<Option<Vec<u8>>, ActorError> {
         if config.bucket.is_empty() {
             return Err(ActorError::Corrupt("bucket must name a bucket".into()));
         }
@@ -136,11 +162,15 @@ impl S3Actor {
                 "multipart_threshold_bytes must be at least {MIN_PART}"
             )));
         }
-        Ok(())
+        config
+            .ca_file
+            .as_ref()
+            .map(|file| authorities(&base_dir.join(file)))
+            .transpose()
     }
 
-    pub async fn open(config: &S3Config) -> Result<Self, ActorError> {
-        Self::check(config)?;
+    pub async fn open(config: &S3Config, base_dir: &Path) -> Result<Self, ActorError> {
+        let authorities = Self::check(config, base_dir)?;
         let timeouts = TimeoutConfig::builder()
             .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
             .operation_timeout(Duration::from_millis(config.operation_timeout_ms))
@@ -156,6 +186,20 @@ impl S3Actor {
                 None,
                 "librarian-config",
             ));
+        }
+        if let Some(pem) = authorities {
+            let trust = TrustStore::default().with_pem_certificate(pem);
+            let context = TlsContext::builder()
+                .with_trust_store(trust)
+                .build()
+                .map_err(|e| ActorError::Corrupt(format!("ca_file: {e}")))?;
+            let client = aws_smithy_http_client::Builder::new()
+                .tls_provider(tls::Provider::Rustls(
+                    tls::rustls_provider::CryptoMode::AwsLc,
+                ))
+                .tls_context(context)
+                .build_https();
+            loader = loader.http_client(client);
         }
         let shared = loader.load().await;
         // Checksums only where S3 requires them: many S3-compatible servers reject the

@@ -198,3 +198,54 @@ operation_timeout_ms = 10000
         s3_endpoint(s3)
     )
 }
+
+/// A TLS front on a free loopback port for a plain server at `target`: its certificate names
+/// `localhost` and is signed by a CA made for this test, whose PEM is `ca_pem`. It relays
+/// while the runtime that started it runs.
+pub struct TlsFront {
+    pub port: u16,
+    pub ca_pem: String,
+}
+
+pub async fn tls_front(target: u16) -> TlsFront {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls::{self, pki_types::PrivateKeyDer};
+
+    let mut authority = CertificateParams::new(Vec::<String>::new()).unwrap();
+    authority.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(authority, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], PrivateKeyDer::from(key))
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends its own connection: nothing to relay.
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let mut server = tokio::net::TcpStream::connect(("127.0.0.1", target))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    TlsFront {
+        port,
+        ca_pem: ca.pem(),
+    }
+}
