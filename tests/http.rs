@@ -764,6 +764,48 @@ async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
     assert!(files(&dir.path().join("data")).is_empty());
 }
 
+/// What /openapi.json refuses the server refuses too (found by the contract fuzzer): a
+/// multipart part without a printable ASCII name, an empty file part in a scan, and a JSON
+/// scan naming both `images` and `image`.
+#[tokio::test]
+async fn requests_the_document_refuses_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let photo = png(&symbol(BarcodeFormat::QR_CODE, "named", 120, 120));
+    for name in ["", "gr\u{f6}\u{df}e", "tab\there"] {
+        let (content_type, form) =
+            multipart(&[("image", Some("a.png"), &photo), (name, None, b"a label")]);
+        for path in ["/api/v1/submissions", "/api/v1/scan"] {
+            let mut res = TestClient::post(url(path))
+                .add_header(CONTENT_TYPE, &content_type, true)
+                .body(form.clone())
+                .send(&service)
+                .await;
+            problem(&mut res, 400, "body.malformed_multipart").await;
+        }
+    }
+    assert!(files(&dir.path().join("data")).is_empty(), "nothing stored");
+
+    let (content_type, form) = multipart(&[
+        ("image", Some("a.png"), &photo),
+        ("second", Some("b.png"), b""),
+    ]);
+    let mut res = TestClient::post(url("/api/v1/scan"))
+        .add_header(CONTENT_TYPE, &content_type, true)
+        .body(form)
+        .send(&service)
+        .await;
+    problem(&mut res, 400, "image.missing").await;
+
+    let both = json!({"images": [STANDARD.encode(&photo)], "image": "%%"});
+    let mut res = post_json(&service, "/api/v1/scan", &both).await;
+    let said = problem(&mut res, 400, "body.malformed_json").await;
+    assert!(
+        said["detail"].as_str().unwrap().contains("not both"),
+        "{said}"
+    );
+}
+
 #[tokio::test]
 async fn scan_answers_in_the_order_sent_naming_each_part() {
     let dir = tempfile::tempdir().unwrap();

@@ -394,6 +394,13 @@ pub async fn multipart_parts(req: &mut Request, limit: usize) -> Result<Vec<Part
             )));
         }
         let name = field.name().unwrap_or_default().to_owned();
+        // RFC 7578 field names; a label, or the image field, needs a name to be found by.
+        if name.is_empty() || !name.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+            return Err(InputError::MalformedMultipart(format!(
+                "part {} has no name, or one that is not printable ASCII",
+                parts.len() + 1
+            )));
+        }
         let filename = field.file_name().map(str::to_owned);
         let bytes = field.bytes().await.map_err(malformed)?;
         parts.push(Part {

@@ -470,6 +470,10 @@ async fn scan_inputs(
                 (None, true) => decode_image_text(part.text()?)?,
                 (None, false) => continue,
             };
+            // As in a submission: an empty image is no image, whatever the other parts hold.
+            if bytes.is_empty() {
+                return Err(InputError::MissingImage(part.name).into());
+            }
             inputs.push(ScanInput {
                 part: part.name,
                 filename: part.filename,
@@ -485,16 +489,23 @@ async fn scan_inputs(
         let body = read_body(req, limit).await?;
         let value: Value =
             serde_json::from_slice(&body).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-        let named: Vec<(String, &str)> =
-            match (&value["images"], &value[pipeline.image_field.as_str()]) {
-                (Value::Array(items), _) => items
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, item)| Some((format!("images[{i}]"), item.as_str()?)))
-                    .collect(),
-                (_, Value::String(one)) => vec![(pipeline.image_field.clone(), one.as_str())],
-                _ => return Err(InputError::MissingImage("images".into()).into()),
-            };
+        let field = pipeline.image_field.as_str();
+        // Which of two images the caller meant cannot be guessed: one key, as the document says.
+        if field != "images" && value.get("images").is_some() && value.get(field).is_some() {
+            return Err(InputError::MalformedJson(format!(
+                "send `images` (an array) or `{field}` (one image), not both"
+            ))
+            .into());
+        }
+        let named: Vec<(String, &str)> = match (&value["images"], &value[field]) {
+            (Value::Array(items), _) => items
+                .iter()
+                .enumerate()
+                .filter_map(|(i, item)| Some((format!("images[{i}]"), item.as_str()?)))
+                .collect(),
+            (_, Value::String(one)) => vec![(pipeline.image_field.clone(), one.as_str())],
+            _ => return Err(InputError::MissingImage("images".into()).into()),
+        };
         return named
             .into_iter()
             .map(|(part, text)| {
