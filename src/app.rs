@@ -12,7 +12,7 @@ use librarian_actors::Actor;
 use librarian_validators::Validator;
 
 use crate::extract::{self, Extractor};
-use crate::imaging::Analyzer;
+use crate::imaging::DecodePool;
 use crate::metrics::Metrics;
 use crate::orphans::Orphans;
 use crate::pipeline::{Named, Pipeline};
@@ -37,7 +37,7 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
     /// The bounded decode pool the pipelines share; thumbnails use it too.
-    pub analyzer: Arc<Analyzer>,
+    pub decode_pool: Arc<DecodePool>,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -122,7 +122,7 @@ impl App {
         let built = Components::build(&loaded, Actors::Connect).await?;
         let auth = Auth::new(&loaded)?;
         let config = &loaded.config;
-        let analyzer = Arc::new(Analyzer::new(
+        let decode_pool = Arc::new(DecodePool::new(
             config.server.image_workers,
             Duration::from_millis(config.server.image_time_budget_ms),
             config.server.decode_memory_bytes,
@@ -149,7 +149,7 @@ impl App {
                     validators: pick(&p.validators, &built.validators),
                     extractors: pick(&p.extractors, &built.extractors),
                     actors: pick(&p.actors, &built.actors),
-                    analyzer: analyzer.clone(),
+                    decode_pool: decode_pool.clone(),
                     orphans: orphans.clone(),
                     metrics: metrics.clone(),
                     strip_metadata: p.strip_metadata,
@@ -175,7 +175,7 @@ impl App {
             uploads: Arc::new(Semaphore::new(uploads)),
             metrics,
             auth: Arc::new(auth),
-            analyzer,
+            decode_pool,
         })
     }
 

@@ -12,8 +12,8 @@ use librarian_validators::{Stage, Validator};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::extract::{Extracted, Extractor};
-use crate::imaging::{Analyzer, DECODE_PIXEL_LIMIT, ImageError, probe};
+use crate::extract::{self, Extracted, Extractor};
+use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
 use crate::metrics::Metrics;
 use crate::orphans::{Orphan, Orphans};
 use crate::privacy::{KeepMetadata, strip};
@@ -34,7 +34,7 @@ pub struct Pipeline {
     pub validators: Vec<Named<dyn Validator>>,
     pub extractors: Vec<Named<dyn Extractor>>,
     pub actors: Vec<Named<dyn Actor>>,
-    pub analyzer: Arc<Analyzer>,
+    pub decode_pool: Arc<DecodePool>,
     pub orphans: Arc<Orphans>,
     pub metrics: Arc<Metrics>,
     pub strip_metadata: bool,
@@ -186,10 +186,14 @@ impl Pipeline {
             .iter()
             .map(|e| e.component.clone())
             .collect();
-        let extracted = self
-            .analyzer
-            .analyze(image, facts.clone(), self.max_pixels(), extractors)
-            .await?;
+        let extracted = extract::analyze(
+            &self.decode_pool,
+            image,
+            facts.clone(),
+            self.max_pixels(),
+            extractors,
+        )
+        .await?;
         Ok((facts, extracted))
     }
 
@@ -232,15 +236,14 @@ impl Pipeline {
             .iter()
             .map(|e| e.component.clone())
             .collect();
-        let extracted = self
-            .analyzer
-            .analyze(
-                submission.image.clone(),
-                facts.clone(),
-                self.max_pixels(),
-                extractors,
-            )
-            .await?;
+        let extracted = extract::analyze(
+            &self.decode_pool,
+            submission.image.clone(),
+            facts.clone(),
+            self.max_pixels(),
+            extractors,
+        )
+        .await?;
         self.metrics.stage("decode", "", extracted.decode_time);
         self.metrics.stage("extract", "", extracted.extract_time);
         let full = Facts {

@@ -11,7 +11,8 @@ use common::{inverted, jpeg, noisy, on_canvas, png, symbol};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
-use librarian::imaging::{Analyzer, ImageError, Pixels, analyze_now, probe};
+use librarian::extract::{analyze, analyze_now};
+use librarian::imaging::{DecodePool, ImageError, Pixels, probe};
 use librarian_model::Barcode;
 use rxing::BarcodeFormat;
 
@@ -330,7 +331,7 @@ fn the_format_filter_leaves_other_codes_out() {
 #[tokio::test]
 async fn inputs_that_trouble_rxing_return_within_the_budget_with_no_code() {
     let budget = Duration::from_secs(5);
-    let analyzer = Analyzer::new(2, budget, 256 << 20);
+    let pool = DecodePool::new(2, budget, 256 << 20);
     let extractor: Arc<dyn Extractor> =
         Arc::new(BarcodeExtractor::new(&BarcodeExtractorConfig::default()).unwrap());
     let narrow = png(&GrayImage::from_fn(8, 518, |x, y| {
@@ -347,9 +348,14 @@ async fn inputs_that_trouble_rxing_return_within_the_budget_with_no_code() {
     ] {
         let facts = probe(&bytes).unwrap();
         let started = Instant::now();
-        let result = analyzer
-            .analyze(bytes.into(), facts, u64::MAX, vec![extractor.clone()])
-            .await;
+        let result = analyze(
+            &pool,
+            bytes.into(),
+            facts,
+            u64::MAX,
+            vec![extractor.clone()],
+        )
+        .await;
         assert!(
             started.elapsed() <= budget + Duration::from_secs(1),
             "{name} returned within the budget"

@@ -19,8 +19,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use librarian::extract::analyze_now;
 use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
-use librarian::imaging::{DECODE_PIXEL_LIMIT, analyze_now, probe};
+use librarian::imaging::{DECODE_PIXEL_LIMIT, probe};
 use librarian_model::{Barcode, normalize_gtin};
 use manifest::Case;
 use support::{arg, percentile};

@@ -1,6 +1,7 @@
 //! Extractors derive facts from the decoded image. They run on the blocking pool of
-//! [`crate::imaging::Analyzer`], never on the async runtime.
+//! [`crate::imaging::DecodePool`], never on the async runtime.
 
+mod analyze;
 mod barcode;
 
 use librarian_model::Barcode;
@@ -9,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::imaging::{ImageError, Pixels};
 
+pub use analyze::{analyze, analyze_now};
 pub use barcode::{BarcodeExtractor, BarcodeExtractorConfig};
 
 /// What extractors found in one image.

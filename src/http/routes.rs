@@ -270,7 +270,7 @@ pub async fn get_image(
     let (body, mime) = match max_side {
         Some(side) => {
             let small = app
-                .analyzer
+                .decode_pool
                 .thumbnail(bytes.into(), record.image.clone(), side)
                 .await?;
             (small, "image/jpeg")
