@@ -393,7 +393,7 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
                 tokens::create(&path, &name, expires_at, pipelines).map_err(|e| e.to_string())?;
             println!("{secret}");
             eprintln!("token `{name}` created; this is the only time its secret is shown");
-            if !config.uses_auth(crate::auth::AuthMode::Tokens) {
+            if !config.uses_auth(crate::config::auth::AuthMode::Tokens) {
                 eprintln!(
                     "note: no pipeline of this configuration checks tokens yet; set [auth] \
                      mode = \"tokens\" (or a pipeline's auth = \"tokens\") for it to be needed"

@@ -11,8 +11,54 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::http::{Problem, table};
-use crate::pipeline::Accepted;
+use librarian_model::{Barcode, Violation};
+
+/// A timed step of handling a submission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The body received and parsed.
+    Read,
+    /// Validators run, on the labels or on what was extracted.
+    Validate,
+    /// The pixels decoded.
+    Decode,
+    /// The extractors run.
+    Extract,
+    /// One actor stores the record.
+    Store,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Read => "read",
+            Stage::Validate => "validate",
+            Stage::Decode => "decode",
+            Stage::Extract => "extract",
+            Stage::Store => "store",
+        }
+    }
+}
+
+/// How one submission ended, as the metrics count it.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome<'a> {
+    /// Stored now, with the barcodes found.
+    Stored { barcodes: &'a [Barcode] },
+    /// The same submission again under its id: answered with the stored record.
+    Replayed,
+    /// Its content refused (422), with each validator's findings.
+    Rejected {
+        code: &'static str,
+        findings: &'a [Violation],
+    },
+    /// The request refused (another 4xx): a credential, a limit, a malformed body.
+    Refused { code: &'static str },
+    /// Back-pressure: the server asked the caller to come back later.
+    Busy { code: &'static str },
+    /// The server or a store failed.
+    Failed { code: &'static str },
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -89,7 +135,7 @@ impl Metrics {
             "HTTP requests by route and status",
             requests.clone(),
         );
-        registry.register("submissions", "Submissions by pipeline and outcome (stored, replayed, rejected, refused, failed) with the problem code", submissions.clone());
+        registry.register("submissions", "Submissions by pipeline and outcome (stored, replayed, rejected, refused, busy, failed) with the problem code", submissions.clone());
         registry.register(
             "rejections",
             "Findings of validators that rejected a submission",
@@ -139,8 +185,11 @@ impl Metrics {
         self.history_skipped.inc_by(records as u64);
     }
 
-    pub fn request(&self, method: &str, path: &str, status: u16) {
-        let route = route_of(path);
+    /// A request answered: `route` is the route table's template of its path, `None` for a
+    /// path the API does not have (counted as `other`, so that probes for random paths cannot
+    /// grow the number of series).
+    pub fn request(&self, method: &str, route: Option<&'static str>, status: u16) {
+        let route = route.unwrap_or("other").to_owned();
         // Any method name can be sent; only the ones the API answers get a series of their own.
         let method = match method {
             "GET" | "HEAD" | "POST" | "PUT" | "OPTIONS" => method,
@@ -156,35 +205,33 @@ impl Metrics {
     }
 
     /// One submission's outcome, as it was answered.
-    pub fn submission(&self, pipeline: &str, outcome: &Result<Accepted, Problem>) {
+    pub fn submission(&self, pipeline: &str, outcome: Outcome<'_>) {
         let (kind, code) = match outcome {
-            Ok(accepted) if accepted.created => {
-                for code in &accepted.record.barcodes {
+            Outcome::Stored { barcodes } => {
+                for barcode in barcodes {
                     self.barcodes
                         .get_or_create(&FormatLabels {
-                            format: code.format.name().to_owned(),
+                            format: barcode.format.name().to_owned(),
                         })
                         .inc();
                 }
                 ("stored", "")
             }
-            Ok(_) => ("replayed", ""),
-            Err(problem) => {
-                for error in &problem.errors {
+            Outcome::Replayed => ("replayed", ""),
+            Outcome::Rejected { code, findings } => {
+                for violation in findings {
                     let labels = RejectionLabels {
                         pipeline: pipeline.to_owned(),
-                        validator: error.validator.clone(),
-                        code: error.finding.code.clone(),
+                        validator: violation.validator.clone(),
+                        code: violation.finding.code.clone(),
                     };
                     self.rejections.get_or_create(&labels).inc();
                 }
-                let kind = match problem.status.as_u16() {
-                    422 => "rejected",
-                    500.. => "failed",
-                    _ => "refused",
-                };
-                (kind, problem.code)
+                ("rejected", code)
             }
+            Outcome::Refused { code } => ("refused", code),
+            Outcome::Busy { code } => ("busy", code),
+            Outcome::Failed { code } => ("failed", code),
         };
         let labels = SubmissionLabels {
             pipeline: pipeline.to_owned(),
@@ -194,10 +241,11 @@ impl Metrics {
         self.submissions.get_or_create(&labels).inc();
     }
 
-    pub fn stage(&self, stage: &str, actor: &str, took: Duration) {
+    /// A stage's time; `actor` names the actor of a [`Stage::Store`].
+    pub fn stage(&self, stage: Stage, actor: Option<&str>, took: Duration) {
         let labels = StageLabels {
-            stage: stage.to_owned(),
-            actor: actor.to_owned(),
+            stage: stage.name().to_owned(),
+            actor: actor.unwrap_or_default().to_owned(),
         };
         self.stages
             .get_or_create(&labels)
@@ -222,40 +270,15 @@ impl Metrics {
     }
 }
 
-/// The route template of a path: ids become `{id}`, pipeline names `{name}`.
-/// The route's template; any other path is counted as `other`, so that probes for random
-/// paths cannot grow the number of series.
-fn route_of(path: &str) -> String {
-    table::route_of(path)
-        .map_or("other", |(route, _)| route)
-        .to_owned()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::route_of;
-
-    #[test]
-    fn paths_map_to_their_route_templates() {
-        assert_eq!(
-            route_of("/api/v1/submissions/0193d7a2-5b1c-7cc0-8f00-000000000001/image"),
-            "/api/v1/submissions/{id}/image"
-        );
-        assert_eq!(
-            route_of("/api/v1/pipelines/products/submissions"),
-            "/api/v1/pipelines/{name}/submissions"
-        );
-        assert_eq!(route_of("/wp-admin/setup.php"), "other");
-        assert_eq!(route_of("/"), "/");
-    }
-
     #[test]
     fn unknown_methods_share_one_series() {
         let metrics = super::Metrics::new();
         for i in 0..100 {
-            metrics.request(&format!("M{i}"), "/healthz", 405);
+            metrics.request(&format!("M{i}"), Some("/healthz"), 405);
         }
-        metrics.request("GET", "/healthz", 200);
+        metrics.request("GET", Some("/healthz"), 200);
         let text = metrics.render(0);
         let series = text
             .lines()

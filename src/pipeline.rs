@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::extract::{self, Extracted, Extractor};
 use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
-use crate::metrics::Metrics;
+use crate::metrics::{self, Metrics};
 use crate::orphans::{Orphan, Orphans};
 use crate::privacy::{KeepMetadata, strip};
 
@@ -227,7 +227,8 @@ impl Pipeline {
         };
         let started = Instant::now();
         let rejected = self.violations(&[Stage::Labels, Stage::Header], &cheap);
-        self.metrics.stage("validate", "", started.elapsed());
+        self.metrics
+            .stage(metrics::Stage::Validate, None, started.elapsed());
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
@@ -244,8 +245,10 @@ impl Pipeline {
             extractors,
         )
         .await?;
-        self.metrics.stage("decode", "", extracted.decode_time);
-        self.metrics.stage("extract", "", extracted.extract_time);
+        self.metrics
+            .stage(metrics::Stage::Decode, None, extracted.decode_time);
+        self.metrics
+            .stage(metrics::Stage::Extract, None, extracted.extract_time);
         let full = Facts {
             labels: &submission.labels,
             image: &facts,
@@ -253,7 +256,8 @@ impl Pipeline {
         };
         let started = Instant::now();
         let rejected = self.violations(&[Stage::Extracted], &full);
-        self.metrics.stage("validate", "", started.elapsed());
+        self.metrics
+            .stage(metrics::Stage::Validate, None, started.elapsed());
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
@@ -312,7 +316,8 @@ impl Pipeline {
         for (done, actor) in self.actors.iter().enumerate() {
             let started = Instant::now();
             let stored = actor.component.store(&record, image).await;
-            self.metrics.stage("store", &actor.name, started.elapsed());
+            self.metrics
+                .stage(metrics::Stage::Store, Some(&actor.name), started.elapsed());
             let Err(error) = stored else {
                 continue;
             };

@@ -1052,6 +1052,42 @@ async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
 }
 
+/// Back-pressure asks the caller to come back: counted as `busy`, not as a failure.
+#[tokio::test]
+async fn metrics_count_back_pressure_as_busy() {
+    let dir = tempfile::tempdir().unwrap();
+    let limited = r#"
+[pipelines.limited]
+actors = ["disk"]
+rate_limit = { requests_per_minute = 1, burst = 1 }
+"#;
+    let service = service(dir.path(), limited).await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        let res = post_json(
+            &service,
+            "/api/v1/pipelines/limited/submissions",
+            &body(&ean_png(), json!({})),
+        )
+        .await;
+        statuses.push(res.status_code.unwrap().as_u16());
+    }
+    assert_eq!(statuses, [201, 429]);
+    let text = TestClient::get(url("/metrics"))
+        .send(&service)
+        .await
+        .take_string()
+        .await
+        .unwrap();
+    let busy =
+        r#"librarian_submissions_total{pipeline="limited",outcome="busy",code="rate.limited"} 1"#;
+    assert!(
+        text.lines().any(|l| l == busy),
+        "missing `{busy}` in:\n{text}"
+    );
+    assert!(!text.contains(r#"outcome="failed""#), "{text}");
+}
+
 #[tokio::test]
 async fn metrics_count_a_known_mix_of_submissions() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,55 +4,13 @@
 use std::path::Path;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::tokens::Refusal;
+use crate::config::auth::{JwtAlgorithm, JwtConfig};
 
 /// RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub enum JwtAlgorithm {
-    #[default]
-    HS256,
-    RS256,
-    ES256,
-}
-
-/// How JWTs are verified (`[auth.jwt]`).
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct JwtConfig {
-    #[serde(default)]
-    pub algorithm: JwtAlgorithm,
-    /// HS256: the shared secret.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret: Option<String>,
-    /// RS256 or ES256: the provider's public key, PEM, relative to the config file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_file: Option<std::path::PathBuf>,
-    /// Required `iss`, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub issuer: Option<String>,
-    /// Required `aud`, when set.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub audience: Option<String>,
-    /// Clock difference allowed on `exp` and `nbf`, in seconds.
-    #[serde(default = "default_leeway")]
-    pub leeway_s: u64,
-    /// A claim listing the pipelines the token may submit to; absent means all.
-    #[serde(default = "default_claim")]
-    pub pipelines_claim: String,
-}
-
-fn default_leeway() -> u64 {
-    60
-}
-fn default_claim() -> String {
-    "pipelines".into()
-}
 
 pub struct JwtVerifier {
     key: DecodingKey,

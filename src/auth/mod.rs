@@ -5,98 +5,16 @@ mod jwt;
 pub mod tokens;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use jwt::JwtVerifier;
-pub use jwt::{JwtAlgorithm, JwtConfig};
 pub use tokens::Refusal;
 use tokens::TokenStore;
 
+use crate::config::auth::{AuthMode, ReadAccess};
 use crate::config::{ConfigError, Loaded};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum AuthMode {
-    /// Anyone may call the API.
-    #[default]
-    None,
-    /// Contributor tokens made with `librarian token create`.
-    Tokens,
-    /// JWTs from an identity provider (`[auth.jwt]`).
-    Jwt,
-}
-
-/// Who may read a pipeline's records and images back (record, image and history routes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadAccess {
-    /// Anyone, without a credential.
-    Public,
-    /// Holders of a contributor token that names the pipeline (or all pipelines).
-    Tokens,
-    /// Holders of a JWT that names the pipeline (or all pipelines).
-    Jwt,
-    /// Nobody through the API (the records stay in the stores).
-    Closed,
-}
-
-impl ReadAccess {
-    /// What a pipeline's reads need when its config says nothing: the credential its
-    /// submissions need; an open pipeline is not readable, so what crowds send stays private.
-    fn following(submit: AuthMode) -> Self {
-        match submit {
-            AuthMode::None => Self::Closed,
-            AuthMode::Tokens => Self::Tokens,
-            AuthMode::Jwt => Self::Jwt,
-        }
-    }
-
-    /// The credential scheme reads need; `None` when they need none or are never allowed.
-    pub fn scheme(self) -> Option<AuthMode> {
-        match self {
-            Self::Public | Self::Closed => None,
-            Self::Tokens => Some(AuthMode::Tokens),
-            Self::Jwt => Some(AuthMode::Jwt),
-        }
-    }
-}
-
-/// `[auth]`: who may call the API.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct AuthConfig {
-    #[serde(default)]
-    pub mode: AuthMode,
-    /// Who may read records back (`public`, `tokens`, `jwt` or `closed`) in the pipelines
-    /// that set neither their own `auth` nor `read`. Unset, a pipeline's reads need what its
-    /// submissions need, and an open pipeline (`mode = "none"`) is `closed`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub read: Option<ReadAccess>,
-    /// Where `librarian token` keeps the tokens' hashes.
-    #[serde(default = "default_token_file")]
-    pub token_file: PathBuf,
-    #[serde(default)]
-    pub jwt: JwtConfig,
-}
-
-fn default_token_file() -> PathBuf {
-    "tokens.json".into()
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            mode: AuthMode::None,
-            read: None,
-            token_file: default_token_file(),
-            jwt: JwtConfig::default(),
-        }
-    }
-}
 
 /// Who is calling, as far as the bearer credential tells.
 #[derive(Clone, Debug)]

@@ -14,10 +14,11 @@ use librarian_validators::{ImageRuleConfig, ValidatorConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{AuthConfig, AuthMode, ReadAccess};
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
 use crate::privacy::KeepMetadata;
+use auth::{AuthConfig, AuthMode, ReadAccess};
 
+pub mod auth;
 mod problems;
 use problems::is_secret;
 

@@ -8,8 +8,8 @@ use serde::de::DeserializeOwned;
 use librarian_actors::ActorConfig;
 use librarian_validators::ValidatorConfig;
 
+use super::auth::AuthConfig;
 use super::{Config, ConfigError, PipelineConfig, RateLimitConfig, ServerConfig};
-use crate::auth::AuthConfig;
 use crate::extract::ExtractorConfig;
 
 /// Words that make a key a secret: its value is never shown.

@@ -81,6 +81,17 @@ pub const SUBMISSION_IN_PROGRESS: Code =
     code("submission.in_progress", StatusCode::SERVICE_UNAVAILABLE);
 pub const AUTH_BUSY: Code = code("auth.busy", StatusCode::SERVICE_UNAVAILABLE);
 
+/// The codes that ask the caller to come back later: back-pressure, which the metrics count
+/// as `busy`, apart from failures.
+pub const BACK_PRESSURE: [Code; 6] = [
+    RATE_LIMITED,
+    AUTH_THROTTLED,
+    SERVER_BUSY,
+    IMAGE_BUSY,
+    SUBMISSION_IN_PROGRESS,
+    AUTH_BUSY,
+];
+
 /// `request.invalid` and `internal` also stand for any other 4xx and 5xx the framework sets.
 pub const ALL: [Code; 49] = [
     BODY_MALFORMED_JSON,

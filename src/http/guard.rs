@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::codes;
 use super::problem::{InternalCause, Problem};
+use super::table;
 use crate::auth::{Auth, Caller};
 use crate::config::Config;
 use crate::metrics::Metrics;
@@ -93,8 +94,8 @@ impl Handler for AccessLog {
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        self.0
-            .request(req.method().as_str(), req.uri().path(), status);
+        let route = table::route_of(req.uri().path()).map(|(template, _)| template);
+        self.0.request(req.method().as_str(), route, status);
         let pipeline = req.param::<String>("name").unwrap_or_default();
         if let Some(InternalCause(cause)) = res.extensions.get::<InternalCause>() {
             tracing::warn!(request_id = %id, pipeline, cause, "the answer's cause");
@@ -304,7 +305,7 @@ mod tests {
             "a credential nobody verified is no identity"
         );
         let verified = Caller::Principal(crate::auth::Principal {
-            scheme: crate::auth::AuthMode::Tokens,
+            scheme: crate::config::auth::AuthMode::Tokens,
             key: "token:abc".into(),
             pipelines: None,
         });

@@ -22,8 +22,10 @@ use super::intake::{
 };
 use super::problem::Problem;
 use crate::app::App;
-use crate::auth::{Caller, Denied, ReadAccess};
+use crate::auth::{Caller, Denied};
 use crate::config::DEFAULT_PIPELINE;
+use crate::config::auth::ReadAccess;
+use crate::metrics::{Outcome, Stage};
 use crate::pipeline::{Accepted, BoxFuture, Pipeline, SubmitError};
 
 const MAX_PAGE: usize = 100;
@@ -58,6 +60,25 @@ fn named_pipeline(app: &App, req: &Request) -> Result<Option<Arc<Pipeline>>, Pro
         .transpose()
 }
 
+/// A submission's answer as the metrics count it.
+fn counted(outcome: &Result<Accepted, Problem>) -> Outcome<'_> {
+    match outcome {
+        Ok(accepted) if accepted.created => Outcome::Stored {
+            barcodes: &accepted.record.barcodes,
+        },
+        Ok(_) => Outcome::Replayed,
+        Err(p) if codes::BACK_PRESSURE.iter().any(|c| c.name == p.code) => {
+            Outcome::Busy { code: p.code }
+        }
+        Err(p) if p.status == StatusCode::UNPROCESSABLE_ENTITY => Outcome::Rejected {
+            code: p.code,
+            findings: &p.errors,
+        },
+        Err(p) if p.status.is_server_error() => Outcome::Failed { code: p.code },
+        Err(p) => Outcome::Refused { code: p.code },
+    }
+}
+
 fn parse_id(text: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(text).map_err(|_| InputError::BadId(text.to_owned()).into())
 }
@@ -71,7 +92,7 @@ pub async fn submit(
     let app = app(depot);
     let pipeline = pipeline(&app, req.param::<String>("name").as_deref())?;
     let outcome = accept(&app, depot, &pipeline, req).await;
-    app.metrics.submission(&pipeline.name, &outcome);
+    app.metrics.submission(&pipeline.name, counted(&outcome));
     let accepted = outcome?;
     let location = format!("/api/v1/submissions/{}", accepted.record.id);
     res.status_code(if accepted.created {
@@ -148,7 +169,7 @@ async fn accept(
     receive_body(app, req).await?;
     let _slot = handling_slot(app)?;
     let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await;
-    app.metrics.stage("read", "", started.elapsed());
+    app.metrics.stage(Stage::Read, None, started.elapsed());
     Ok(pipeline.submit(submission?, id).await?)
 }
 

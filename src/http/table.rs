@@ -63,7 +63,17 @@ mod tests {
             route_of(&format!("/api/v1/pipelines/shop/submissions/{id}")).map(|r| r.1),
             Some("PUT")
         );
+        assert_eq!(
+            route_of(&format!("/api/v1/submissions/{id}/image")).map(|r| r.0),
+            Some("/api/v1/submissions/{id}/image")
+        );
+        assert_eq!(
+            route_of("/api/v1/pipelines/products/submissions").map(|r| r.0),
+            Some("/api/v1/pipelines/{name}/submissions")
+        );
+        assert_eq!(route_of("/").map(|r| r.0), Some("/"));
         assert_eq!(route_of("/api/v1/submissions/not-an-id"), None);
         assert_eq!(route_of("/wp-admin"), None);
+        assert_eq!(route_of("/wp-admin/setup.php"), None);
     }
 }
