@@ -147,7 +147,7 @@ impl App {
                     image_field: p.image_field.clone(),
                     labels_field: p.labels_field.clone(),
                     validators: pick(&p.validators, &built.validators),
-                    extractors: pick(&p.extractors, &built.extractors),
+                    extractors: pick(&p.extractors, &built.extractors).into(),
                     actors: pick(&p.actors, &built.actors),
                     decode_pool: decode_pool.clone(),
                     orphans: orphans.clone(),

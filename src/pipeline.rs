@@ -27,12 +27,20 @@ pub struct Named<T: ?Sized> {
     pub component: Arc<T>,
 }
 
+/// A named component is used as the component itself.
+impl<T: ?Sized> std::ops::Deref for Named<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.component
+    }
+}
+
 pub struct Pipeline {
     pub name: String,
     pub image_field: String,
     pub labels_field: String,
     pub validators: Vec<Named<dyn Validator>>,
-    pub extractors: Vec<Named<dyn Extractor>>,
+    pub extractors: Arc<[Named<dyn Extractor>]>,
     pub actors: Vec<Named<dyn Actor>>,
     pub decode_pool: Arc<DecodePool>,
     pub orphans: Arc<Orphans>,
@@ -181,17 +189,12 @@ impl Pipeline {
         if !self.accepts(facts.format) {
             return Err(SubmitError::FormatNotAllowed(facts.format));
         }
-        let extractors = self
-            .extractors
-            .iter()
-            .map(|e| e.component.clone())
-            .collect();
         let extracted = extract::analyze(
             &self.decode_pool,
             image,
             facts.clone(),
             self.max_pixels(),
-            extractors,
+            self.extractors.clone(),
         )
         .await?;
         Ok((facts, extracted))
@@ -232,17 +235,12 @@ impl Pipeline {
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
-        let extractors = self
-            .extractors
-            .iter()
-            .map(|e| e.component.clone())
-            .collect();
         let extracted = extract::analyze(
             &self.decode_pool,
             submission.image.clone(),
             facts.clone(),
             self.max_pixels(),
-            extractors,
+            self.extractors.clone(),
         )
         .await?;
         self.metrics

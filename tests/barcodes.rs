@@ -353,7 +353,7 @@ async fn inputs_that_trouble_rxing_return_within_the_budget_with_no_code() {
             bytes.into(),
             facts,
             u64::MAX,
-            vec![extractor.clone()],
+            Arc::from([extractor.clone()]),
         )
         .await;
         assert!(

@@ -1,6 +1,7 @@
 //! The extractors on an image: on the decode pool for requests, on the caller's thread for
 //! benchmarks.
 
+use std::ops::Deref;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -9,14 +10,18 @@ use librarian_model::ImageFacts;
 use super::{Extracted, Extractor};
 use crate::imaging::{DecodePool, ImageError, Pixels, decode_cost};
 
-/// Decodes the image and runs the extractors on the pool, within its bounds.
-pub async fn analyze(
+/// Decodes the image and runs the extractors on the pool, within its bounds. The list is
+/// shared, not copied: a pipeline builds it once.
+pub async fn analyze<E>(
     pool: &DecodePool,
     bytes: Bytes,
     facts: ImageFacts,
     max_pixels: u64,
-    extractors: Vec<Arc<dyn Extractor>>,
-) -> Result<Extracted, ImageError> {
+    extractors: Arc<[E]>,
+) -> Result<Extracted, ImageError>
+where
+    E: Deref<Target = dyn Extractor> + Send + Sync + 'static,
+{
     let cost = decode_cost(&bytes, &facts);
     pool.run(bytes, facts, max_pixels, cost, move |bytes, facts| {
         analyze_now(bytes, facts, max_pixels, &extractors)
@@ -30,7 +35,7 @@ pub fn analyze_now(
     bytes: &[u8],
     facts: &ImageFacts,
     max_pixels: u64,
-    extractors: &[Arc<dyn Extractor>],
+    extractors: &[impl Deref<Target = dyn Extractor>],
 ) -> Result<Extracted, ImageError> {
     let started = std::time::Instant::now();
     let pixels = Pixels::new(bytes, facts, max_pixels)?;
