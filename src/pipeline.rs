@@ -16,7 +16,7 @@ use crate::extract::{self, Extracted, Extractor};
 use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
 use crate::metrics::{self, Metrics};
 use crate::orphans::{Orphan, Orphans};
-use crate::privacy::{KeepMetadata, strip};
+use crate::privacy::{KeepMetadata, StripError, strip};
 
 /// What an actor's methods return: a boxed future, as `async_trait` makes them.
 pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -66,8 +66,8 @@ pub struct Accepted {
 pub enum SubmitError {
     #[error(transparent)]
     Image(#[from] ImageError),
-    #[error("{0}")]
-    Unstrippable(String),
+    #[error(transparent)]
+    Unstrippable(#[from] StripError),
     #[error("this pipeline does not accept {0} images")]
     FormatNotAllowed(ImageFormat),
     #[error("the submission was rejected by {} validator(s)", validators_in(.0))]
@@ -207,8 +207,7 @@ impl Pipeline {
     ) -> Result<Accepted, SubmitError> {
         // Stripped first, so that hashes, duplicates and retries all see the bytes stored.
         let metadata = if self.strip_metadata {
-            let (stripped, report) = strip(&submission.image, &self.keep_metadata)
-                .map_err(|e| SubmitError::Unstrippable(e.to_string()))?;
+            let (stripped, report) = strip(&submission.image, &self.keep_metadata)?;
             submission.image = stripped;
             Some(report)
         } else {

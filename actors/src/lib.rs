@@ -8,7 +8,7 @@ mod disk;
 mod mongo;
 mod s3;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -212,9 +212,29 @@ pub enum ActorConfig {
     S3(S3Config),
 }
 
+/// Why an actor could not be built: its config, or its server or folder.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(String);
+pub enum BuildError {
+    #[error("uri: {0}")]
+    MongoUri(#[source] mongodb::error::Error),
+    #[error("{0}")]
+    Invalid(#[source] ActorError),
+    #[error("cannot use folder {}: {source}", .dir.display())]
+    Folder {
+        dir: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not connect to MongoDB: {0}")]
+    Mongo(#[source] ActorError),
+    #[error("cannot prepare S3: {0}")]
+    S3Client(#[source] ActorError),
+    /// S3 answered, and refused: the bucket or the credentials.
+    #[error("{0}")]
+    S3Refused(#[source] ActorError),
+    #[error("could not connect to S3: {0}")]
+    S3Unreachable(#[source] ActorError),
+}
 
 /// Checks what can be checked of an actor's config without touching network or the data:
 /// files it names are read, relative to `base_dir` (the config file's folder).
@@ -224,35 +244,36 @@ pub async fn check(config: &ActorConfig, base_dir: &Path) -> Result<(), BuildErr
         ActorConfig::Mongo(c) => mongodb::options::ClientOptions::parse(&c.uri)
             .await
             .map(drop)
-            .map_err(|e| BuildError(format!("uri: {e}"))),
+            .map_err(BuildError::MongoUri),
         ActorConfig::S3(c) => S3Actor::check(c, base_dir)
             .map(drop)
-            .map_err(|e| BuildError(e.to_string())),
+            .map_err(BuildError::Invalid),
     }
 }
 
 /// Builds the actor a config describes; network actors connect and prepare what they need.
 pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Arc<dyn Actor>, BuildError> {
     Ok(match config {
-        ActorConfig::Disk(c) => Arc::new(
-            DiskActor::open(c)
-                .await
-                .map_err(|e| BuildError(format!("cannot use folder {}: {e}", c.dir.display())))?,
-        ),
-        ActorConfig::Mongo(c) => Arc::new(
-            MongoActor::open(c)
-                .await
-                .map_err(|e| BuildError(format!("could not connect to MongoDB: {e}")))?,
-        ),
+        ActorConfig::Disk(c) => {
+            Arc::new(
+                DiskActor::open(c)
+                    .await
+                    .map_err(|source| BuildError::Folder {
+                        dir: c.dir.clone(),
+                        source,
+                    })?,
+            )
+        }
+        ActorConfig::Mongo(c) => Arc::new(MongoActor::open(c).await.map_err(BuildError::Mongo)?),
         ActorConfig::S3(c) => {
             let actor = S3Actor::open(c, base_dir)
                 .await
-                .map_err(|e| BuildError(format!("cannot prepare S3: {e}")))?;
+                .map_err(BuildError::S3Client)?;
             // The S3 client connects lazily: ask for the bucket now, so a wrong endpoint,
             // bucket or key stops the start instead of failing the first submission.
             actor.ready().await.map_err(|e| match e {
-                ActorError::Refused(_) => BuildError(e.to_string()),
-                _ => BuildError(format!("could not connect to S3: {e}")),
+                ActorError::Refused(_) => BuildError::S3Refused(e),
+                _ => BuildError::S3Unreachable(e),
             })?;
             Arc::new(actor)
         }

@@ -36,13 +36,34 @@ pub enum ExtractorConfig {
     Barcode(BarcodeExtractorConfig),
 }
 
+/// Why an extractor's config cannot be built.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BuildError(pub String);
+pub enum BuildError {
+    #[error("detect_max_side must be at least {min}, not {0}", min = barcode::MIN_DETECT_SIDE)]
+    DetectMaxSideTooSmall(u32),
+}
 
 /// Builds the extractor a config describes.
 pub fn build(config: &ExtractorConfig) -> Result<Box<dyn Extractor>, BuildError> {
     Ok(match config {
         ExtractorConfig::Barcode(c) => Box::new(BarcodeExtractor::new(c)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detection_copy_too_small_is_refused_with_its_value() {
+        let config: ExtractorConfig =
+            serde_json::from_value(serde_json::json!({"kind": "barcode", "detect_max_side": 10}))
+                .unwrap();
+        let refused = build(&config).err().unwrap();
+        assert!(matches!(refused, BuildError::DetectMaxSideTooSmall(10)));
+        assert_eq!(
+            refused.to_string(),
+            "detect_max_side must be at least 64, not 10"
+        );
+    }
 }

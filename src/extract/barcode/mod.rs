@@ -149,6 +149,9 @@ pub struct BarcodeExtractor {
     second_engine: second_engine::SecondEngine,
 }
 
+/// Below this, the detection copy is too small to find a symbol in.
+pub(super) const MIN_DETECT_SIDE: u32 = 64;
+
 impl BarcodeExtractor {
     pub fn new(config: &BarcodeExtractorConfig) -> Result<Self, BuildError> {
         let formats: HashSet<BarcodeFormat> = if config.formats.is_empty() {
@@ -156,8 +159,8 @@ impl BarcodeExtractor {
         } else {
             config.formats.iter().map(|f| to_rxing(*f)).collect()
         };
-        if config.detect_max_side < 64 {
-            return Err(BuildError("detect_max_side must be at least 64".into()));
+        if config.detect_max_side < MIN_DETECT_SIDE {
+            return Err(BuildError::DetectMaxSideTooSmall(config.detect_max_side));
         }
         Ok(Self {
             #[cfg(feature = "zxing-cpp")]
