@@ -764,6 +764,34 @@ async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
     assert!(files(&dir.path().join("data")).is_empty());
 }
 
+/// `null` labels mean no labels, in a JSON body as in a multipart labels part.
+#[tokio::test]
+async fn null_labels_are_no_labels_in_every_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = service(dir.path(), "").await;
+    let photo = ean_png();
+    let mut res = post_json(
+        &service,
+        "/api/v1/submissions",
+        &json!({"image": STANDARD.encode(&photo), "labels": null}),
+    )
+    .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    assert_eq!(json_of(&mut res).await["labels"], json!({}));
+    let (content_type, form) = multipart(&[
+        ("image", Some("a.png"), &photo),
+        ("labels", None, b"null"),
+        ("shelf", None, b"3"),
+    ]);
+    let mut res = TestClient::post(url("/api/v1/submissions"))
+        .add_header(CONTENT_TYPE, &content_type, true)
+        .body(form)
+        .send(&service)
+        .await;
+    assert_eq!(res.status_code, Some(StatusCode::CREATED));
+    assert_eq!(json_of(&mut res).await["labels"], json!({"shelf": 3}));
+}
+
 /// What /openapi.json refuses the server refuses too (found by the contract fuzzer): a
 /// multipart part without a printable ASCII name, an empty file part in a scan, and a JSON
 /// scan naming both `images` and `image`.

@@ -208,6 +208,8 @@ fn labels_from_json(text: &str) -> Result<Value, InputError> {
 fn labels_from_text(text: &str) -> Result<Labels, InputError> {
     match labels_from_json(text) {
         Ok(Value::Object(map)) => Ok(map),
+        // As in a JSON body: null is no labels.
+        Ok(Value::Null) => Ok(Labels::new()),
         Ok(_) => Err(InputError::LabelsNotObject),
         Err(e) => Err(e),
     }
