@@ -9,6 +9,10 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use salvo::conn::Listener;
 use serde_json::json;
 
+mod error;
+
+use error::CliError;
+
 use crate::app::App;
 use crate::config::{Config, Overrides};
 
@@ -175,8 +179,8 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    tokio::runtime::Runtime::new().map_err(|e| format!("cannot start the runtime: {e}"))
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }
 
 fn init_logging(args: &ServeArgs) {
@@ -200,17 +204,17 @@ fn init_logging(args: &ServeArgs) {
     }
 }
 
-async fn build_app(overrides: &Overrides) -> Result<App, String> {
-    let loaded = Config::load(overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
+async fn build_app(overrides: &Overrides) -> Result<App, CliError> {
+    let loaded = Config::load(overrides).map_err(CliError::Config)?;
     App::build(loaded)
         .await
         .map_err(|e| match e.is_unavailable() {
-            true => format!("cannot start: a store the configuration names is not usable:\n{e}"),
-            false => format!("invalid configuration:\n{e}"),
+            true => CliError::Unavailable(e),
+            false => CliError::Config(e),
         })
 }
 
-fn serve(args: ServeArgs) -> Result<(), String> {
+fn serve(args: ServeArgs) -> Result<(), CliError> {
     init_logging(&args);
     let overrides = Overrides {
         config_file: args.config,
@@ -221,7 +225,7 @@ fn serve(args: ServeArgs) -> Result<(), String> {
     runtime()?.block_on(async {
         let app = build_app(&overrides).await?;
         let bind = app.loaded.config.server.bind.clone();
-        let acceptor = salvo::conn::TcpListener::new(bind.clone()).try_bind().await.map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+        let acceptor = salvo::conn::TcpListener::new(bind.clone()).try_bind().await.map_err(|source| CliError::Listen { bind: bind.clone(), source: Box::new(source) })?;
         tracing::info!(%bind, pipelines = ?app.pipelines.keys().collect::<Vec<_>>(), "Librarian is serving");
         let grace = Duration::from_millis(app.loaded.config.server.shutdown_timeout_ms);
         let lifecycle = Arc::new(crate::http::Lifecycle::default());
@@ -249,14 +253,15 @@ async fn stop_signal() {
 }
 
 /// Loads and checks everything that needs no server; `/readyz` tells whether servers answer.
-fn check(config: Option<PathBuf>) -> Result<(), String> {
+fn check(config: Option<PathBuf>) -> Result<(), CliError> {
     let overrides = Overrides {
         config_file: config,
         ..Default::default()
     };
-    let invalid = |e: crate::config::ConfigError| format!("invalid configuration:\n{e}");
-    let loaded = Config::load(&overrides).map_err(invalid)?;
-    runtime()?.block_on(App::check(&loaded)).map_err(invalid)?;
+    let loaded = Config::load(&overrides).map_err(CliError::Config)?;
+    runtime()?
+        .block_on(App::check(&loaded))
+        .map_err(CliError::Config)?;
     let effective = loaded.config.redacted();
     println!(
         "{}",
@@ -269,7 +274,7 @@ fn check(config: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-fn scan(config: Option<PathBuf>, images: Vec<PathBuf>) -> Result<(), String> {
+fn scan(config: Option<PathBuf>, images: Vec<PathBuf>) -> Result<(), CliError> {
     let overrides = Overrides {
         config_file: config,
         ..Default::default()
@@ -294,22 +299,25 @@ fn scan(config: Option<PathBuf>, images: Vec<PathBuf>) -> Result<(), String> {
             };
             println!("{line}");
         }
-        Ok::<_, String>(())
+        Ok::<_, CliError>(())
     })?;
     if failed {
-        Err("some images could not be read".into())
+        Err(CliError::ImagesUnread)
     } else {
         Ok(())
     }
 }
 
-fn submit(args: SubmitArgs) -> Result<(), String> {
+fn submit(args: SubmitArgs) -> Result<(), CliError> {
     use base64::Engine;
-    let bytes = std::fs::read(&args.image).map_err(|e| format!("{}: {e}", args.image.display()))?;
+    let bytes = std::fs::read(&args.image).map_err(|source| CliError::File {
+        path: args.image.clone(),
+        source,
+    })?;
     let labels: serde_json::Value =
-        serde_json::from_str(&args.labels).map_err(|e| format!("--labels is not JSON: {e}"))?;
+        serde_json::from_str(&args.labels).map_err(CliError::LabelsNotJson)?;
     if !labels.is_object() {
-        return Err("--labels must be a JSON object".into());
+        return Err(CliError::LabelsNotObject);
     }
     let id = args.id.unwrap_or_else(uuid::Uuid::now_v7);
     let url = format!(
@@ -327,30 +335,32 @@ fn submit(args: SubmitArgs) -> Result<(), String> {
     if let Some(token) = &args.token {
         request = request.header("authorization", format!("Bearer {token}"));
     }
-    let mut response = request
-        .send_json(&body)
-        .map_err(|e| format!("{url}: {e}"))?;
+    let failed = |source| CliError::Http {
+        url: url.clone(),
+        source,
+    };
+    let mut response = request.send_json(&body).map_err(failed)?;
     let status = response.status();
-    let text = response
-        .body_mut()
-        .read_to_string()
-        .map_err(|e| e.to_string())?;
+    let text = response.body_mut().read_to_string().map_err(failed)?;
     println!("{text}");
     if status.is_success() {
         Ok(())
     } else {
-        Err(format!("the server answered {status}"))
+        Err(CliError::Answered(status))
     }
 }
 
-fn orphans(config: Option<PathBuf>) -> Result<(), String> {
+fn orphans(config: Option<PathBuf>) -> Result<(), CliError> {
     let overrides = Overrides {
         config_file: config,
         ..Default::default()
     };
-    let loaded = Config::load(&overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let loaded = Config::load(&overrides).map_err(CliError::Config)?;
     let path = &loaded.config.server.orphans_file;
-    let found = crate::orphans::list(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let found = crate::orphans::list(path).map_err(|source| CliError::File {
+        path: path.clone(),
+        source,
+    })?;
     for orphan in &found {
         println!("{}", serde_json::to_string(orphan).unwrap_or_default());
     }
@@ -358,16 +368,16 @@ fn orphans(config: Option<PathBuf>) -> Result<(), String> {
     Ok(())
 }
 
-fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
+fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), CliError> {
     use crate::auth::tokens;
     let overrides = Overrides {
         config_file: config,
         ..Default::default()
     };
-    let loaded = Config::load(&overrides).map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let loaded = Config::load(&overrides).map_err(CliError::Config)?;
     let path = loaded.base_dir.join(&loaded.config.auth.token_file);
     let duration =
-        |d: std::time::Duration| chrono::Duration::from_std(d).map_err(|e| e.to_string());
+        |d: std::time::Duration| chrono::Duration::from_std(d).map_err(CliError::Duration);
     match command {
         TokenCommand::Create {
             name,
@@ -380,17 +390,16 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
                 .find(|p| !config.pipelines.contains_key(*p))
             {
                 let known: Vec<&str> = config.pipelines.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "no pipeline named `{unknown}`; this configuration has {}",
-                    known.join(", ")
-                ));
+                return Err(CliError::UnknownPipeline {
+                    unknown: unknown.clone(),
+                    known: known.join(", "),
+                });
             }
             let expires_at = expires
                 .map(duration)
                 .transpose()?
                 .map(|d| chrono::Utc::now() + d);
-            let secret =
-                tokens::create(&path, &name, expires_at, pipelines).map_err(|e| e.to_string())?;
+            let secret = tokens::create(&path, &name, expires_at, pipelines)?;
             println!("{secret}");
             eprintln!("token `{name}` created; this is the only time its secret is shown");
             if !config.uses_auth(crate::config::auth::AuthMode::Tokens) {
@@ -401,7 +410,7 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
             }
         }
         TokenCommand::List => {
-            let entries = tokens::list(&path).map_err(|e| e.to_string())?;
+            let entries = tokens::list(&path)?;
             if entries.is_empty() {
                 eprintln!("no tokens in {}", path.display());
             }
@@ -413,12 +422,11 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
             }
         }
         TokenCommand::Revoke { token } => {
-            tokens::revoke(&path, &token).map_err(|e| e.to_string())?;
+            tokens::revoke(&path, &token)?;
             eprintln!("token `{token}` revoked");
         }
         TokenCommand::Rotate { token, grace } => {
-            let secret =
-                tokens::rotate(&path, &token, duration(grace)?).map_err(|e| e.to_string())?;
+            let secret = tokens::rotate(&path, &token, duration(grace)?)?;
             println!("{secret}");
             eprintln!(
                 "token `{token}` rotated; the old secret stays valid for {}",
@@ -429,7 +437,7 @@ fn token(config: Option<PathBuf>, command: TokenCommand) -> Result<(), String> {
     Ok(())
 }
 
-fn health(url: &str) -> Result<(), String> {
+fn health(url: &str) -> Result<(), CliError> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(Duration::from_secs(5)))
         .build()
@@ -438,5 +446,8 @@ fn health(url: &str) -> Result<(), String> {
         .get(url)
         .call()
         .map(drop)
-        .map_err(|e| format!("{url}: {e}"))
+        .map_err(|source| CliError::Http {
+            url: url.to_owned(),
+            source,
+        })
 }
