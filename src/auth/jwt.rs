@@ -1,7 +1,7 @@
 //! Tokens from an existing identity provider: JWTs signed with an HS256 secret or an RS256 or
 //! ES256 key, checked for issuer, audience and expiry, optionally naming allowed pipelines.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde_json::Value;
@@ -12,6 +12,30 @@ use crate::config::auth::{JwtAlgorithm, JwtConfig};
 /// RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
+/// Why the key JWTs are checked with cannot be had from `[auth.jwt]`.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error(
+        "secret: an HS256 secret needs at least {MIN_HS256_SECRET_BYTES} bytes (this one has \
+         {0}); `openssl rand -base64 48` makes one"
+    )]
+    ShortSecret(usize),
+    #[error("public_key_file {}: {source}", .file.display())]
+    Unreadable {
+        file: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("public_key_file {}: {source}", .file.display())]
+    NotAKey {
+        file: PathBuf,
+        #[source]
+        source: jsonwebtoken::errors::Error,
+    },
+    #[error("HS256 takes `secret`; RS256 and ES256 take `public_key_file`")]
+    Mismatch,
+}
+
 pub struct JwtVerifier {
     key: DecodingKey,
     validation: Validation,
@@ -19,29 +43,31 @@ pub struct JwtVerifier {
 }
 
 impl JwtVerifier {
-    pub fn new(config: &JwtConfig, base_dir: &Path) -> Result<Self, String> {
+    pub fn new(config: &JwtConfig, base_dir: &Path) -> Result<Self, KeyError> {
         let key = match (config.algorithm, &config.secret, &config.public_key_file) {
             (JwtAlgorithm::HS256, Some(secret), None) => {
                 if secret.len() < MIN_HS256_SECRET_BYTES {
-                    return Err(format!(
-                        "secret: an HS256 secret needs at least {MIN_HS256_SECRET_BYTES} bytes \
-                         (this one has {}); `openssl rand -base64 48` makes one",
-                        secret.len()
-                    ));
+                    return Err(KeyError::ShortSecret(secret.len()));
                 }
                 DecodingKey::from_secret(secret.as_bytes())
             }
             (JwtAlgorithm::RS256 | JwtAlgorithm::ES256, None, Some(file)) => {
-                let pem = std::fs::read(base_dir.join(file))
-                    .map_err(|e| format!("public_key_file {}: {e}", file.display()))?;
+                let pem =
+                    std::fs::read(base_dir.join(file)).map_err(|source| KeyError::Unreadable {
+                        file: file.clone(),
+                        source,
+                    })?;
                 let key = if config.algorithm == JwtAlgorithm::RS256 {
                     DecodingKey::from_rsa_pem(&pem)
                 } else {
                     DecodingKey::from_ec_pem(&pem)
                 };
-                key.map_err(|e| format!("public_key_file {}: {e}", file.display()))?
+                key.map_err(|source| KeyError::NotAKey {
+                    file: file.clone(),
+                    source,
+                })?
             }
-            _ => return Err("HS256 takes `secret`; RS256 and ES256 take `public_key_file`".into()),
+            _ => return Err(KeyError::Mismatch),
         };
         let algorithm = match config.algorithm {
             JwtAlgorithm::HS256 => Algorithm::HS256,

@@ -86,7 +86,7 @@ impl Auth {
         let jwt = match config.uses_auth(AuthMode::Jwt) {
             true => Some(Arc::new(
                 JwtVerifier::new(&config.auth.jwt, &loaded.base_dir)
-                    .map_err(|e| ConfigError::key("auth.jwt", e))?,
+                    .map_err(|e| ConfigError::key("auth.jwt", e.to_string()))?,
             )),
             false => None,
         };
