@@ -205,14 +205,17 @@ fn labels_from_json(text: &str) -> Result<Value, InputError> {
     serde_json::from_str(text).map_err(|e| InputError::MalformedLabels(e.to_string()))
 }
 
-fn labels_from_text(text: &str) -> Result<Labels, InputError> {
-    match labels_from_json(text) {
-        Ok(Value::Object(map)) => Ok(map),
-        // As in a JSON body: null is no labels.
-        Ok(Value::Null) => Ok(Labels::new()),
-        Ok(_) => Err(InputError::LabelsNotObject),
-        Err(e) => Err(e),
+/// Labels from a JSON value: an object, or `null` for none.
+fn labels_of(value: Value) -> Result<Labels, InputError> {
+    match value {
+        Value::Object(map) => Ok(map),
+        Value::Null => Ok(Labels::new()),
+        _ => Err(InputError::LabelsNotObject),
     }
+}
+
+fn labels_from_text(text: &str) -> Result<Labels, InputError> {
+    labels_of(labels_from_json(text)?)
 }
 
 /// How fast a client must send its body: the deadline starts at `timeout` after the request
@@ -343,15 +346,13 @@ async fn read_json(
         Some(Ok(Value::String(text))) => decode_image_text(&text)?,
         _ => return Err(InputError::MissingImage(fields.image.to_owned())),
     };
-    let labels = match object
-        .remove(fields.labels)
-        .map(|raw| labels_from_json(raw.get()))
-    {
-        None | Some(Ok(Value::Null)) => Labels::new(),
-        Some(Ok(Value::Object(map))) => map,
-        Some(Ok(Value::String(text))) => labels_from_text(&text)?,
-        Some(Ok(_)) => return Err(InputError::LabelsNotObject),
-        Some(Err(e)) => return Err(e),
+    // The labels as JSON, or as a string holding their JSON text.
+    let labels = match object.remove(fields.labels) {
+        None => Labels::new(),
+        Some(raw) => match labels_from_json(raw.get())? {
+            Value::String(text) => labels_from_text(&text)?,
+            value => labels_of(value)?,
+        },
     };
     Ok((image, labels))
 }
