@@ -182,6 +182,18 @@ impl Pipeline {
             .collect()
     }
 
+    /// Decodes the image and runs this pipeline's extractors on the shared pool.
+    async fn analyze(&self, image: Bytes, facts: &ImageFacts) -> Result<Extracted, ImageError> {
+        extract::analyze(
+            &self.decode_pool,
+            image,
+            facts.clone(),
+            self.max_pixels(),
+            self.extractors.clone(),
+        )
+        .await
+    }
+
     /// Reads the barcodes (and other facts) of an image without storing anything, within the
     /// same format and pixel limits as a submission.
     pub async fn scan(&self, image: Bytes) -> Result<(ImageFacts, Extracted), SubmitError> {
@@ -189,14 +201,7 @@ impl Pipeline {
         if !self.accepts(facts.format) {
             return Err(SubmitError::FormatNotAllowed(facts.format));
         }
-        let extracted = extract::analyze(
-            &self.decode_pool,
-            image,
-            facts.clone(),
-            self.max_pixels(),
-            self.extractors.clone(),
-        )
-        .await?;
+        let extracted = self.analyze(image, &facts).await?;
         Ok((facts, extracted))
     }
 
@@ -234,14 +239,7 @@ impl Pipeline {
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
-        let extracted = extract::analyze(
-            &self.decode_pool,
-            submission.image.clone(),
-            facts.clone(),
-            self.max_pixels(),
-            self.extractors.clone(),
-        )
-        .await?;
+        let extracted = self.analyze(submission.image.clone(), &facts).await?;
         self.metrics
             .stage(metrics::Stage::Decode, None, extracted.decode_time);
         self.metrics

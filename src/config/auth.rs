@@ -105,7 +105,7 @@ pub struct JwtConfig {
     pub secret: Option<String>,
     /// RS256 or ES256: the provider's public key, PEM, relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub public_key_file: Option<std::path::PathBuf>,
+    pub public_key_file: Option<PathBuf>,
     /// Required `iss`, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
