@@ -8,14 +8,14 @@ use tokio::sync::Semaphore;
 
 use crate::auth::Auth;
 use crate::config::{Config, ConfigError, DEFAULT_PIPELINE, Loaded, PipelineConfig};
-use librarian_actors::Actor;
+use librarian_actors::Built;
 use librarian_validators::Validator;
 
 use crate::extract::{self, Extractor};
 use crate::imaging::DecodePool;
 use crate::metrics::Metrics;
 use crate::orphans::Orphans;
-use crate::pipeline::{Named, Pipeline};
+use crate::pipeline::{Named, Pipeline, Readers};
 
 /// The names of one kind of component that some pipeline uses, each once.
 fn used<'a>(
@@ -45,7 +45,7 @@ pub struct App {
 struct Components {
     validators: BTreeMap<String, Arc<dyn Validator>>,
     extractors: BTreeMap<String, Arc<dyn Extractor>>,
-    actors: BTreeMap<String, Arc<dyn Actor>>,
+    actors: BTreeMap<String, Built>,
 }
 
 /// Whether actors are built (connecting to their servers) or only checked offline.
@@ -108,6 +108,33 @@ impl Components {
     }
 }
 
+/// For each kind of read, the first of `names` whose actor answers it. The config check
+/// refused pipelines that cannot read records or images back, so both are found.
+fn readers(
+    key: &str,
+    names: &[String],
+    built: &BTreeMap<String, Built>,
+) -> Result<Readers, ConfigError> {
+    fn first<T: ?Sized>(
+        names: &[String],
+        built: &BTreeMap<String, Built>,
+        reader: impl Fn(&Built) -> Option<Arc<T>>,
+    ) -> Option<Named<T>> {
+        names.iter().find_map(|n| {
+            reader(&built[n]).map(|component| Named {
+                name: n.clone(),
+                component,
+            })
+        })
+    }
+    let needed = |what: &str| ConfigError::key(key, format!("no actor reads {what} back"));
+    Ok(Readers {
+        records: first(names, built, |b| b.records.clone()).ok_or_else(|| needed("records"))?,
+        images: first(names, built, |b| b.images.clone()).ok_or_else(|| needed("images"))?,
+        history: first(names, built, |b| b.history.clone()),
+    })
+}
+
 impl App {
     /// Checks every component some pipeline uses, without contacting any server.
     pub async fn check(loaded: &Loaded) -> Result<(), ConfigError> {
@@ -138,6 +165,11 @@ impl App {
                 })
                 .collect()
         }
+        let writers = built
+            .actors
+            .iter()
+            .map(|(name, b)| (name.clone(), b.writer.clone()))
+            .collect();
         let pipelines = config
             .pipelines
             .iter()
@@ -148,16 +180,21 @@ impl App {
                     labels_field: p.labels_field.clone(),
                     validators: pick(&p.validators, &built.validators),
                     extractors: pick(&p.extractors, &built.extractors).into(),
-                    actors: pick(&p.actors, &built.actors),
+                    actors: pick(&p.actors, &writers),
+                    readers: readers(
+                        &format!("pipelines.{name}.actors"),
+                        &p.actors,
+                        &built.actors,
+                    )?,
                     decode_pool: decode_pool.clone(),
                     orphans: orphans.clone(),
                     metrics: metrics.clone(),
                     strip_metadata: p.strip_metadata,
                     keep_metadata: p.keep_metadata.clone(),
                 };
-                (name.clone(), Arc::new(pipeline))
+                Ok((name.clone(), Arc::new(pipeline)))
             })
-            .collect();
+            .collect::<Result<_, ConfigError>>()?;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let cap = match config.server.max_in_flight {
             0 => 4 * cores,

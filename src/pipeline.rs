@@ -6,7 +6,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use chrono::{SubsecRound, Utc};
-use librarian_actors::{Actor, ActorError, HistoryPage, HistoryQuery, Read};
+use librarian_actors::{
+    Actor, ActorError, HistoryPage, HistoryQuery, HistoryReader, ImageReader, RecordReader,
+};
 use librarian_model::{Facts, ImageFacts, ImageFormat, Labels, Record, Stored, Violation};
 use librarian_validators::{Stage, Validator};
 use serde_json::Value;
@@ -17,9 +19,6 @@ use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
 use crate::metrics::{self, Metrics};
 use crate::orphans::{Orphan, Orphans};
 use crate::privacy::{KeepMetadata, StripError, strip};
-
-/// What an actor's methods return: a boxed future, as `async_trait` makes them.
-pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// A component with the name the config gave it.
 pub struct Named<T: ?Sized> {
@@ -42,11 +41,23 @@ pub struct Pipeline {
     pub validators: Vec<Named<dyn Validator>>,
     pub extractors: Arc<[Named<dyn Extractor>]>,
     pub actors: Vec<Named<dyn Actor>>,
+    pub readers: Readers,
     pub decode_pool: Arc<DecodePool>,
     pub orphans: Arc<Orphans>,
     pub metrics: Arc<Metrics>,
     pub strip_metadata: bool,
     pub keep_metadata: Vec<KeepMetadata>,
+}
+
+/// The actors a pipeline reads from: for each kind of read, the first of its actors, in the
+/// pipeline's order, whose config lets it answer. Picked when the pipeline is built; a config
+/// whose actors cannot read records or images back is refused at start.
+pub struct Readers {
+    pub records: Named<dyn RecordReader>,
+    pub images: Named<dyn ImageReader>,
+    /// None when no actor keeps an index over all records (S3 alone): history pages are
+    /// empty and duplicates are not flagged.
+    pub history: Option<Named<dyn HistoryReader>>,
 }
 
 /// One image and its labels, as read from a request.
@@ -104,45 +115,43 @@ fn validators_in(violations: &[Violation]) -> usize {
 }
 
 impl Pipeline {
-    /// The first actor, in the pipeline's order, that can answer this kind of read.
-    pub fn reader(&self, what: Read) -> Option<&Named<dyn Actor>> {
-        self.actors.iter().find(|a| a.component.can_read(what))
-    }
-
-    fn read_failed(actor: &Named<dyn Actor>, e: ActorError) -> SubmitError {
-        SubmitError::ReadFailed {
+    fn read_failed<T: ?Sized>(actor: &Named<T>) -> impl FnOnce(ActorError) -> SubmitError {
+        move |cause| SubmitError::ReadFailed {
             actor: actor.name.clone(),
-            cause: e,
+            cause,
         }
     }
 
-    /// Asks the reading actor; a pipeline without one reads as empty.
-    async fn read<'a, T: Default>(
-        &'a self,
-        what: Read,
-        op: impl FnOnce(&'a dyn Actor) -> BoxFuture<'a, Result<T, ActorError>>,
-    ) -> Result<T, SubmitError> {
-        let Some(reader) = self.reader(what) else {
-            return Ok(T::default());
-        };
-        op(reader.component.as_ref())
-            .await
-            .map_err(|e| Self::read_failed(reader, e))
-    }
-
     pub async fn record(&self, id: Uuid) -> Result<Option<Record>, SubmitError> {
-        self.read(Read::Record, |actor| actor.record(id)).await
+        let reader = &self.readers.records;
+        reader.record(id).await.map_err(Self::read_failed(reader))
     }
 
     /// The bytes of a record's image, in the format the record names.
     pub async fn image(&self, record: &Record) -> Result<Option<Vec<u8>>, SubmitError> {
-        let (id, format) = (record.id, record.image.format);
-        self.read(Read::Image, |actor| actor.image(id, format))
-            .await
+        let reader = &self.readers.images;
+        let read = reader.image(record.id, record.image.format).await;
+        read.map_err(Self::read_failed(reader))
     }
 
+    /// A page of history; empty when no actor of the pipeline keeps one.
     pub async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, SubmitError> {
-        self.read(Read::History, |actor| actor.history(query)).await
+        let Some(reader) = &self.readers.history else {
+            return Ok(HistoryPage::default());
+        };
+        reader
+            .history(query)
+            .await
+            .map_err(Self::read_failed(reader))
+    }
+
+    /// The earliest record of this pipeline with the same photo, when history is kept.
+    async fn duplicate_of(&self, sha256: &str) -> Result<Option<Uuid>, SubmitError> {
+        let Some(reader) = &self.readers.history else {
+            return Ok(None);
+        };
+        let found = reader.find_image(sha256, &self.name).await;
+        found.map_err(Self::read_failed(reader))
     }
 
     /// The largest image the validators let through, capped by the decoder's own limit.
@@ -256,11 +265,7 @@ impl Pipeline {
         if !rejected.is_empty() {
             return Err(SubmitError::Rejected(rejected));
         }
-        let duplicate_of = self
-            .read(Read::History, |actor| {
-                actor.find_image(&facts.sha256, &self.name)
-            })
-            .await?;
+        let duplicate_of = self.duplicate_of(&facts.sha256).await?;
         let mut record = Record {
             id: id.unwrap_or_else(Uuid::now_v7),
             pipeline: self.name.clone(),

@@ -188,6 +188,47 @@ fn bad_configs_are_refused_with_the_key_and_the_reason() {
     assert!(stderr(&missing).contains("nope.toml"));
 }
 
+/// Every record answered 201 is readable with its photo, so a pipeline whose actors cannot
+/// read records or photos back does not start.
+#[test]
+fn a_pipeline_that_cannot_read_back_what_it_stores_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let s3_without_records = r#"
+[actors.archive]
+kind = "s3"
+bucket = "photos"
+record_json = false
+"#;
+    let mongo_without_photos = r#"
+[actors.catalog]
+kind = "mongo"
+uri = "mongodb://127.0.0.1:1/"
+"#;
+    let pipeline = |actors: &str| format!("[pipelines.default]\nactors = {actors}\n");
+    for (toml, expected) in [
+        (
+            pipeline(r#"["archive"]"#) + s3_without_records,
+            "no actor of this pipeline reads records back",
+        ),
+        (
+            pipeline(r#"["catalog"]"#) + mongo_without_photos,
+            "no actor of this pipeline keeps the photos",
+        ),
+    ] {
+        let output = check(dir.path(), "unreadable.toml", &toml, &[]);
+        assert!(!output.status.success(), "refused: {toml}");
+        let said = stderr(&output);
+        assert!(
+            said.contains(&format!("pipelines.default.actors: {expected}")),
+            "{said}"
+        );
+    }
+    let together =
+        pipeline(r#"["catalog", "archive"]"#) + mongo_without_photos + s3_without_records;
+    let output = check(dir.path(), "together.toml", &together, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
 #[test]
 fn a_file_with_many_mistakes_is_answered_with_all_of_them_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
@@ -437,8 +478,8 @@ fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
     let port = free_port();
     let toml = format!(
         "[pipelines.default]\nactors = [\"catalog\"]\n[actors.catalog]\nkind = \"mongo\"\n\
-         uri = \"mongodb://127.0.0.1:{port}/\"\nserver_selection_timeout_ms = 300\n\
-         connect_timeout_ms = 300\n"
+         uri = \"mongodb://127.0.0.1:{port}/\"\nimage = \"gridfs\"\n\
+         server_selection_timeout_ms = 300\nconnect_timeout_ms = 300\n"
     );
     std::fs::write(dir.path().join("librarian.toml"), toml).unwrap();
     let address = format!("127.0.0.1:{}", free_port());

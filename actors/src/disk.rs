@@ -14,7 +14,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, PageBuilder, Read};
+use crate::{
+    Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, HistoryReader, ImageReader,
+    PageBuilder, RecordReader,
+};
 
 /// Local folder storage: the embedded default, for a laptop or a single node.
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -228,15 +231,29 @@ impl Actor for DiskActor {
         Ok(())
     }
 
-    fn can_read(&self, _what: Read) -> bool {
-        true
+    async fn ready(&self) -> Result<(), ActorError> {
+        let dir = self.dir.clone();
+        blocking(move || {
+            let probe = tempfile::Builder::new()
+                .prefix(".ready-")
+                .tempfile_in(&dir)?;
+            drop(probe);
+            Ok(())
+        })
+        .await
     }
+}
 
+#[async_trait]
+impl RecordReader for DiskActor {
     async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError> {
         let path = self.record_path(id);
         blocking(move || read_record(&path)).await
     }
+}
 
+#[async_trait]
+impl ImageReader for DiskActor {
     async fn image(&self, id: Uuid, format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
         match tokio::fs::read(self.image_path(id, format)).await {
             Ok(bytes) => Ok(Some(bytes)),
@@ -244,7 +261,10 @@ impl Actor for DiskActor {
             Err(e) => Err(e.into()),
         }
     }
+}
 
+#[async_trait]
+impl HistoryReader for DiskActor {
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, ActorError> {
         let ids: Vec<Uuid> = {
             let index = self.index();
@@ -292,18 +312,6 @@ impl Actor for DiskActor {
             .iter()
             .find(|(_, e)| e.sha256 == sha256 && e.pipeline == pipeline)
             .map(|((_, id), _)| *id))
-    }
-
-    async fn ready(&self) -> Result<(), ActorError> {
-        let dir = self.dir.clone();
-        blocking(move || {
-            let probe = tempfile::Builder::new()
-                .prefix(".ready-")
-                .tempfile_in(&dir)?;
-            drop(probe);
-            Ok(())
-        })
-        .await
     }
 }
 

@@ -22,14 +22,6 @@ pub use crate::disk::{DiskActor, DiskConfig};
 pub use crate::mongo::{MongoActor, MongoConfig, MongoImage};
 pub use crate::s3::{S3Actor, S3Config};
 
-/// What an actor can be asked to read back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Read {
-    Record,
-    Image,
-    History,
-}
-
 /// Which page of history to read: newest first.
 #[derive(Clone, Debug, Default)]
 pub struct HistoryQuery {
@@ -141,6 +133,9 @@ pub enum HistoryCursor {
     Time(DateTime<Utc>),
 }
 
+/// Stores accepted records: every actor kind is one. What an actor can read back is a
+/// separate trait each ([`RecordReader`], [`ImageReader`], [`HistoryReader`]), handed out by
+/// [`build`] only where the actor's config lets it answer.
 #[async_trait]
 pub trait Actor: Send + Sync {
     /// Where this actor will put the record; known before storing, so every actor can store
@@ -154,40 +149,55 @@ pub trait Actor: Send + Sync {
     /// Removes what [`Actor::store`] stored for this id; removing nothing is not an error.
     async fn remove(&self, id: Uuid) -> Result<(), ActorError>;
 
-    /// Whether this actor answers this kind of read.
-    fn can_read(&self, _what: Read) -> bool {
-        false
-    }
+    /// Whether the destination is reachable and writable now.
+    async fn ready(&self) -> Result<(), ActorError>;
+}
 
-    async fn record(&self, _id: Uuid) -> Result<Option<Record>, ActorError> {
-        Err(ActorError::Unsupported)
-    }
+/// Reads a stored record back by its id.
+#[async_trait]
+pub trait RecordReader: Send + Sync {
+    async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError>;
+}
 
+/// Reads a stored image back.
+#[async_trait]
+pub trait ImageReader: Send + Sync {
     /// The original bytes of the record's image, stored in this format.
-    async fn image(&self, _id: Uuid, _format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
-        Err(ActorError::Unsupported)
-    }
+    async fn image(&self, id: Uuid, format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError>;
+}
 
-    async fn history(&self, _query: &HistoryQuery) -> Result<HistoryPage, ActorError> {
-        Err(ActorError::Unsupported)
-    }
+/// Answers questions about all records at once, which needs an index over them: history
+/// pages, and earlier submissions of the same photo.
+#[async_trait]
+pub trait HistoryReader: Send + Sync {
+    async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, ActorError>;
 
     /// The earliest record of `pipeline` holding an image with this sha256: never one of
     /// another pipeline, whose callers may be others.
-    async fn find_image(&self, _sha256: &str, _pipeline: &str) -> Result<Option<Uuid>, ActorError> {
-        Err(ActorError::Unsupported)
-    }
+    async fn find_image(&self, sha256: &str, pipeline: &str) -> Result<Option<Uuid>, ActorError>;
+}
 
-    /// Whether the destination is reachable and writable now.
-    async fn ready(&self) -> Result<(), ActorError>;
+/// Which reads an actor's config lets it answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reads {
+    pub records: bool,
+    pub images: bool,
+    pub history: bool,
+}
+
+/// A built actor: the writer, and the readers its config allows (as [`ActorConfig::reads`]
+/// says).
+pub struct Built {
+    pub writer: Arc<dyn Actor>,
+    pub records: Option<Arc<dyn RecordReader>>,
+    pub images: Option<Arc<dyn ImageReader>>,
+    pub history: Option<Arc<dyn HistoryReader>>,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ActorError {
     #[error("a record with id {0} is already stored")]
     AlreadyExists(Uuid),
-    #[error("this actor cannot read records")]
-    Unsupported,
     #[error("storage failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("stored record is unreadable: {0}")]
@@ -210,6 +220,29 @@ pub enum ActorConfig {
     Mongo(MongoConfig),
     /// S3 or an S3-compatible server: the photo, and the record JSON beside it.
     S3(S3Config),
+}
+
+impl ActorConfig {
+    /// What the actor this config builds can read back.
+    pub fn reads(&self) -> Reads {
+        match self {
+            ActorConfig::Disk(_) => Reads {
+                records: true,
+                images: true,
+                history: true,
+            },
+            ActorConfig::Mongo(c) => Reads {
+                records: true,
+                images: c.image != MongoImage::None,
+                history: true,
+            },
+            ActorConfig::S3(c) => Reads {
+                records: c.record_json,
+                images: true,
+                history: false,
+            },
+        }
+    }
 }
 
 /// Why an actor could not be built: its config, or its server or folder.
@@ -251,20 +284,37 @@ pub async fn check(config: &ActorConfig, base_dir: &Path) -> Result<(), BuildErr
     }
 }
 
-/// Builds the actor a config describes; network actors connect and prepare what they need.
-pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Arc<dyn Actor>, BuildError> {
+/// Builds the actor a config describes, with the readers [`ActorConfig::reads`] names;
+/// network actors connect and prepare what they need.
+pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Built, BuildError> {
+    let reads = config.reads();
     Ok(match config {
         ActorConfig::Disk(c) => {
-            Arc::new(
-                DiskActor::open(c)
-                    .await
-                    .map_err(|source| BuildError::Folder {
-                        dir: c.dir.clone(),
-                        source,
-                    })?,
-            )
+            let actor =
+                Arc::new(
+                    DiskActor::open(c)
+                        .await
+                        .map_err(|source| BuildError::Folder {
+                            dir: c.dir.clone(),
+                            source,
+                        })?,
+                );
+            Built {
+                writer: actor.clone(),
+                records: Some(actor.clone()),
+                images: Some(actor.clone()),
+                history: Some(actor),
+            }
         }
-        ActorConfig::Mongo(c) => Arc::new(MongoActor::open(c).await.map_err(BuildError::Mongo)?),
+        ActorConfig::Mongo(c) => {
+            let actor = Arc::new(MongoActor::open(c).await.map_err(BuildError::Mongo)?);
+            Built {
+                writer: actor.clone(),
+                records: Some(actor.clone()),
+                images: reads.images.then(|| actor.clone() as Arc<dyn ImageReader>),
+                history: Some(actor),
+            }
+        }
         ActorConfig::S3(c) => {
             let actor = S3Actor::open(c, base_dir)
                 .await
@@ -275,7 +325,15 @@ pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Arc<dyn Acto
                 ActorError::Refused(_) => BuildError::S3Refused(e),
                 _ => BuildError::S3Unreachable(e),
             })?;
-            Arc::new(actor)
+            let actor = Arc::new(actor);
+            Built {
+                writer: actor.clone(),
+                records: reads
+                    .records
+                    .then(|| actor.clone() as Arc<dyn RecordReader>),
+                images: Some(actor),
+                history: None,
+            }
         }
     })
 }

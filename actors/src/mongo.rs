@@ -18,7 +18,10 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, PageBuilder, Read};
+use crate::{
+    Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, HistoryReader, ImageReader,
+    PageBuilder, RecordReader,
+};
 
 /// Records fetched per round trip when paging history.
 const HISTORY_BATCH: u32 = 8;
@@ -324,10 +327,19 @@ impl Actor for MongoActor {
         Ok(())
     }
 
-    fn can_read(&self, what: Read) -> bool {
-        what != Read::Image || self.config.image != MongoImage::None
+    async fn ready(&self) -> Result<(), ActorError> {
+        self.bounded(
+            self.client
+                .database(&self.database)
+                .run_command(doc! {"ping": 1}),
+        )
+        .await
+        .map(|_| ())
     }
+}
 
+#[async_trait]
+impl RecordReader for MongoActor {
     async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError> {
         let projection = doc! {"image_bytes": 0};
         let found = self
@@ -339,10 +351,14 @@ impl Actor for MongoActor {
             .await?;
         found.map(to_record).transpose()
     }
+}
 
+/// Built as a reader only when the config keeps images (`image` is not `none`).
+#[async_trait]
+impl ImageReader for MongoActor {
     async fn image(&self, id: Uuid, _format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
         match self.config.image {
-            MongoImage::None => Err(ActorError::Unsupported),
+            MongoImage::None => Ok(None),
             MongoImage::Inline => {
                 let found = self
                     .bounded(
@@ -378,7 +394,10 @@ impl Actor for MongoActor {
             }
         }
     }
+}
 
+#[async_trait]
+impl HistoryReader for MongoActor {
     async fn history(&self, query: &HistoryQuery) -> Result<HistoryPage, ActorError> {
         let mut filter = doc! {"pipeline": {"$in": &query.pipelines}};
         match query.before {
@@ -459,15 +478,5 @@ impl Actor for MongoActor {
             .projection(doc! {"id": 1});
         let found = self.bounded(find).await?;
         Ok(found.and_then(|d| d.get_str("id").ok().and_then(|id| id.parse().ok())))
-    }
-
-    async fn ready(&self) -> Result<(), ActorError> {
-        self.bounded(
-            self.client
-                .database(&self.database)
-                .run_command(doc! {"ping": 1}),
-        )
-        .await
-        .map(|_| ())
     }
 }

@@ -20,7 +20,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Actor, ActorError, Read};
+use crate::{Actor, ActorError, ImageReader, RecordReader};
 
 /// S3 or an S3-compatible server (MinIO, Ceph, R2, …): the photos, and the record JSON beside
 /// each photo.
@@ -421,27 +421,6 @@ impl Actor for S3Actor {
         Ok(())
     }
 
-    fn can_read(&self, what: Read) -> bool {
-        match what {
-            Read::Image => true,
-            Read::Record => self.config.record_json,
-            Read::History => false,
-        }
-    }
-
-    async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError> {
-        match self.get(&self.key(id, "json")).await? {
-            Some(json) => serde_json::from_slice(&json)
-                .map(Some)
-                .map_err(|e| ActorError::Corrupt(e.to_string())),
-            None => Ok(None),
-        }
-    }
-
-    async fn image(&self, id: Uuid, format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
-        self.get(&self.key(id, format.extension())).await
-    }
-
     async fn ready(&self) -> Result<(), ActorError> {
         self.client
             .head_bucket()
@@ -457,5 +436,25 @@ impl Actor for S3Actor {
                 },
             )?;
         Ok(())
+    }
+}
+
+/// Built as a reader only when the config stores the record JSON (`record_json`).
+#[async_trait]
+impl RecordReader for S3Actor {
+    async fn record(&self, id: Uuid) -> Result<Option<Record>, ActorError> {
+        match self.get(&self.key(id, "json")).await? {
+            Some(json) => serde_json::from_slice(&json)
+                .map(Some)
+                .map_err(|e| ActorError::Corrupt(e.to_string())),
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait]
+impl ImageReader for S3Actor {
+    async fn image(&self, id: Uuid, format: ImageFormat) -> Result<Option<Vec<u8>>, ActorError> {
+        self.get(&self.key(id, format.extension())).await
     }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Json, Serialized, Toml, Yaml};
-use librarian_actors::{ActorConfig, DiskConfig};
+use librarian_actors::{ActorConfig, DiskConfig, Reads};
 use librarian_validators::{ImageRuleConfig, ValidatorConfig};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -467,12 +467,42 @@ impl Config {
                 self.extractors.contains_key(n)
             });
             missing(&pipeline.actors, "actor", &|n| self.actors.contains_key(n));
+            problems.extend(self.unreadable(&key, pipeline));
         }
         match problems.len() {
             0 => Ok(()),
             1 => Err(problems.remove(0)),
             _ => Err(ConfigError::Many(problems)),
         }
+    }
+
+    /// What a pipeline's actors cannot read back, though every record answered 201 must be
+    /// readable with its image. (History is optional: without it, pages are empty.)
+    fn unreadable(&self, key: &str, pipeline: &PipelineConfig) -> Vec<ConfigError> {
+        let reads: Vec<Reads> = pipeline
+            .actors
+            .iter()
+            .filter_map(|n| self.actors.get(n).map(ActorConfig::reads))
+            .collect();
+        if reads.is_empty() {
+            return Vec::new();
+        }
+        let mut problems = Vec::new();
+        if !reads.iter().any(|r| r.records) {
+            problems.push(ConfigError::key(
+                format!("{key}.actors"),
+                "no actor of this pipeline reads records back: add a disk or mongo actor, or set \
+                 record_json = true on the s3 actor",
+            ));
+        }
+        if !reads.iter().any(|r| r.images) {
+            problems.push(ConfigError::key(
+                format!("{key}.actors"),
+                "no actor of this pipeline keeps the photos: a mongo actor with image = \"none\" \
+                 needs an s3 or disk actor beside it",
+            ));
+        }
+        problems
     }
 
     /// The effective config as JSON with secrets replaced, for `config check`.

@@ -26,7 +26,7 @@ use crate::auth::{Caller, Denied};
 use crate::config::DEFAULT_PIPELINE;
 use crate::config::auth::ReadAccess;
 use crate::metrics::{Outcome, Stage};
-use crate::pipeline::{Accepted, BoxFuture, Pipeline, SubmitError};
+use crate::pipeline::{Accepted, Pipeline, SubmitError};
 
 const MAX_PAGE: usize = 100;
 /// What one history page may read of stored records, at least (four times
@@ -185,6 +185,9 @@ pub async fn metrics(depot: &mut Depot, res: &mut Response) {
     );
     res.body(app.metrics.render(in_flight));
 }
+
+/// A read of one pipeline, boxed so that `read_any` can ask each pipeline in turn.
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// The first answer of the pipelines' readers, `default` first.
 async fn read_any<'a, T>(
