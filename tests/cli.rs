@@ -190,6 +190,7 @@ fn bad_configs_are_refused_with_the_key_and_the_reason() {
 
 /// Every record answered 201 is readable with its photo, so a pipeline whose actors cannot
 /// read records or photos back does not start.
+#[cfg(all(feature = "mongo", feature = "s3"))]
 #[test]
 fn a_pipeline_that_cannot_read_back_what_it_stores_is_refused() {
     let dir = tempfile::tempdir().unwrap();
@@ -227,6 +228,36 @@ uri = "mongodb://127.0.0.1:1/"
         pipeline(r#"["catalog", "archive"]"#) + mongo_without_photos + s3_without_records;
     let output = check(dir.path(), "together.toml", &together, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// A build without the `mongo` and `s3` features serves disk only; a config that names one of
+/// them is refused, saying how to get a build that has it.
+#[cfg(not(any(feature = "mongo", feature = "s3")))]
+#[test]
+fn a_disk_only_build_refuses_mongo_and_s3_and_says_how_to_get_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "mongo",
+            "[actors.elsewhere]\nkind = \"mongo\"\nuri = \"mongodb://db/\"\nimage = \"gridfs\"\n",
+        ),
+        (
+            "s3",
+            "[actors.elsewhere]\nkind = \"s3\"\nbucket = \"photos\"\n",
+        ),
+    ];
+    for (kind, actor) in cases {
+        let toml = format!("[pipelines.default]\nactors = [\"elsewhere\"]\n{actor}");
+        let output = check(dir.path(), "lean.toml", &toml, &[]);
+        assert!(!output.status.success(), "refused: {toml}");
+        let said = stderr(&output);
+        assert!(
+            said.contains(&format!(
+                "actors.elsewhere: this build of librarian has no `{kind}` actor"
+            )) && said.contains(&format!("--features {kind}")),
+            "{said}"
+        );
+    }
 }
 
 #[test]
@@ -472,6 +503,7 @@ fn submit_sends_a_token_from_its_flag_or_its_variable() {
     );
 }
 
+#[cfg(feature = "mongo")]
 #[test]
 fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
     let dir = tempfile::tempdir().unwrap();
@@ -575,18 +607,22 @@ fn one_environment_variable_adjusts_a_built_in_component() {
 fn the_example_configs_are_valid() {
     let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("config");
     let dir = tempfile::tempdir().unwrap();
-    for file in ["local.toml", "multi-pipeline.toml", "production.toml"] {
-        let output = run(
-            dir.path(),
-            &[
-                "config",
-                "check",
-                "--config",
-                examples.join(file).to_str().unwrap(),
-            ],
-            &[],
-        );
+    let check_example = |file: &str| {
+        let example = examples.join(file);
+        let args = ["config", "check", "--config", example.to_str().unwrap()];
+        run(dir.path(), &args, &[])
+    };
+    for file in ["local.toml", "multi-pipeline.toml"] {
+        let output = check_example(file);
         assert!(output.status.success(), "{file}: {}", stderr(&output));
+    }
+    // The production example stores in MongoDB and S3: valid where the build has them, and
+    // refused with how to get them where it does not.
+    let output = check_example("production.toml");
+    let full_build = cfg!(all(feature = "mongo", feature = "s3"));
+    assert_eq!(output.status.success(), full_build, "{}", stderr(&output));
+    if !full_build {
+        assert!(stderr(&output).contains("this build of librarian has no"));
     }
     let env_file = std::fs::read_to_string(examples.join("env-only.env")).unwrap();
     let env: Vec<(&str, &str)> = env_file

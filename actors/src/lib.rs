@@ -19,8 +19,12 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use crate::disk::{DiskActor, DiskConfig};
-pub use crate::mongo::{MongoActor, MongoConfig, MongoImage};
-pub use crate::s3::{S3Actor, S3Config};
+#[cfg(feature = "mongo")]
+pub use crate::mongo::MongoActor;
+pub use crate::mongo::{MongoConfig, MongoImage};
+#[cfg(feature = "s3")]
+pub use crate::s3::S3Actor;
+pub use crate::s3::S3Config;
 
 /// Which page of history to read: newest first.
 #[derive(Clone, Debug, Default)]
@@ -248,6 +252,14 @@ impl ActorConfig {
 /// Why an actor could not be built: its config, or its server or folder.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The kind's cargo feature was off when this binary was built.
+    #[error(
+        "this build of librarian has no `{0}` actor: it needs the cargo feature `{0}`, which \
+         the default build and the Docker image have (a `--no-default-features` build does \
+         not; add `--features {0}`)"
+    )]
+    NotBuiltIn(&'static str),
+    #[cfg(feature = "mongo")]
     #[error("uri: {0}")]
     MongoUri(#[source] mongodb::error::Error),
     #[error("{0}")]
@@ -274,21 +286,15 @@ pub enum BuildError {
 pub async fn check(config: &ActorConfig, base_dir: &Path) -> Result<(), BuildError> {
     match config {
         ActorConfig::Disk(_) => Ok(()),
-        ActorConfig::Mongo(c) => mongodb::options::ClientOptions::parse(&c.uri)
-            .await
-            .map(drop)
-            .map_err(BuildError::MongoUri),
-        ActorConfig::S3(c) => S3Actor::check(c, base_dir)
-            .map(drop)
-            .map_err(BuildError::Invalid),
+        ActorConfig::Mongo(c) => mongo::check(c).await,
+        ActorConfig::S3(c) => s3::check(c, base_dir),
     }
 }
 
 /// Builds the actor a config describes, with the readers [`ActorConfig::reads`] names;
 /// network actors connect and prepare what they need.
 pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Built, BuildError> {
-    let reads = config.reads();
-    Ok(match config {
+    match config {
         ActorConfig::Disk(c) => {
             let actor =
                 Arc::new(
@@ -299,41 +305,14 @@ pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Built, Build
                             source,
                         })?,
                 );
-            Built {
+            Ok(Built {
                 writer: actor.clone(),
                 records: Some(actor.clone()),
                 images: Some(actor.clone()),
                 history: Some(actor),
-            }
+            })
         }
-        ActorConfig::Mongo(c) => {
-            let actor = Arc::new(MongoActor::open(c).await.map_err(BuildError::Mongo)?);
-            Built {
-                writer: actor.clone(),
-                records: Some(actor.clone()),
-                images: reads.images.then(|| actor.clone() as Arc<dyn ImageReader>),
-                history: Some(actor),
-            }
-        }
-        ActorConfig::S3(c) => {
-            let actor = S3Actor::open(c, base_dir)
-                .await
-                .map_err(BuildError::S3Client)?;
-            // The S3 client connects lazily: ask for the bucket now, so a wrong endpoint,
-            // bucket or key stops the start instead of failing the first submission.
-            actor.ready().await.map_err(|e| match e {
-                ActorError::Refused(_) => BuildError::S3Refused(e),
-                _ => BuildError::S3Unreachable(e),
-            })?;
-            let actor = Arc::new(actor);
-            Built {
-                writer: actor.clone(),
-                records: reads
-                    .records
-                    .then(|| actor.clone() as Arc<dyn RecordReader>),
-                images: Some(actor),
-                history: None,
-            }
-        }
-    })
+        ActorConfig::Mongo(c) => mongo::build(c).await,
+        ActorConfig::S3(c) => s3::build(c, base_dir).await,
+    }
 }

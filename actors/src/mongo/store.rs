@@ -14,10 +14,9 @@ use mongodb::options::{
     Acknowledgment, ClientOptions, GridFsBucketOptions, IndexOptions, WriteConcern,
 };
 use mongodb::{Client, Collection, IndexModel};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::{MongoConfig, MongoImage};
 use crate::{
     Actor, ActorError, HistoryCursor, HistoryPage, HistoryQuery, HistoryReader, ImageReader,
     PageBuilder, RecordReader,
@@ -28,71 +27,6 @@ const HISTORY_BATCH: u32 = 8;
 
 /// Photos up to this size may be kept inside the record's document (MongoDB's limit is 16 MiB).
 const INLINE_LIMIT: usize = 15 * 1024 * 1024;
-
-/// Where the mongo actor keeps the photo's bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MongoImage {
-    /// Not at all: another actor (s3, disk) keeps the photo.
-    #[default]
-    None,
-    /// In the record's document, field `image_bytes`; photos up to 15 MiB.
-    Inline,
-    /// In GridFS, any size.
-    Gridfs,
-}
-
-/// MongoDB: the record as a queryable document; the photo too when there is no S3.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MongoConfig {
-    /// Connection string, e.g. `mongodb://user:password@db1,db2/?replicaSet=rs0`.
-    pub uri: String,
-    #[serde(default = "default_database")]
-    pub database: String,
-    #[serde(default = "default_collection")]
-    pub collection: String,
-    /// Write concern `w`: `majority` or a number of nodes.
-    #[serde(default = "default_write_concern")]
-    pub write_concern: String,
-    /// Wait for the journal before a write counts as done.
-    #[serde(default = "yes")]
-    pub journal: bool,
-    #[serde(default)]
-    pub image: MongoImage,
-    /// GridFS bucket for `image = "gridfs"`.
-    #[serde(default = "default_bucket")]
-    pub gridfs_bucket: String,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub server_selection_timeout_ms: u64,
-    /// Longest time one operation (a store, a read, a ping) may take.
-    #[serde(default = "default_operation_timeout_ms")]
-    pub operation_timeout_ms: u64,
-}
-
-fn default_database() -> String {
-    "librarian".into()
-}
-fn default_collection() -> String {
-    "submissions".into()
-}
-fn default_write_concern() -> String {
-    "majority".into()
-}
-fn default_bucket() -> String {
-    "images".into()
-}
-fn default_connect_timeout_ms() -> u64 {
-    5_000
-}
-fn default_operation_timeout_ms() -> u64 {
-    30_000
-}
-fn yes() -> bool {
-    true
-}
 
 pub struct MongoActor {
     client: Client,

@@ -2,7 +2,7 @@
 //! the record id and sha256 as metadata, created only when absent; optionally the record JSON
 //! beside it as `<prefix><id>.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,69 +16,10 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
 use librarian_model::{ImageFormat, Record};
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::S3Config;
 use crate::{Actor, ActorError, ImageReader, RecordReader};
-
-/// S3 or an S3-compatible server (MinIO, Ceph, R2, …): the photos, and the record JSON beside
-/// each photo.
-#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct S3Config {
-    pub bucket: String,
-    /// Put before every key, e.g. `images/`.
-    #[serde(default)]
-    pub prefix: String,
-    #[serde(default = "default_region")]
-    pub region: String,
-    /// The server's URL for S3-compatible servers, e.g. `http://127.0.0.1:9000`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub endpoint: Option<String>,
-    /// A PEM file of certificate authorities to trust besides the system's, for an `https`
-    /// endpoint whose certificate a private CA signed. Relative to the config file's folder.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ca_file: Option<PathBuf>,
-    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
-    #[serde(default)]
-    pub path_style: bool,
-    /// Static credentials; without them the standard AWS chain is used (AWS_ACCESS_KEY_ID,
-    /// profiles, web identity, container and instance roles).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub access_key_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_access_key: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_token: Option<String>,
-    /// Also store the record as `<prefix><id>.json`, so this actor can answer record reads.
-    #[serde(default = "yes")]
-    pub record_json: bool,
-    /// Photos larger than this are uploaded in parts of this size.
-    #[serde(default = "default_multipart_bytes")]
-    pub multipart_threshold_bytes: usize,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    /// Longest time one S3 operation, retries included, may take.
-    #[serde(default = "default_operation_timeout_ms")]
-    pub operation_timeout_ms: u64,
-}
-
-fn default_region() -> String {
-    "us-east-1".into()
-}
-fn yes() -> bool {
-    true
-}
-fn default_multipart_bytes() -> usize {
-    16 * 1024 * 1024
-}
-fn default_connect_timeout_ms() -> u64 {
-    5_000
-}
-fn default_operation_timeout_ms() -> u64 {
-    60_000
-}
 
 /// S3 refuses parts smaller than 5 MiB (all but the last).
 const MIN_PART: usize = 5 * 1024 * 1024;
