@@ -1,8 +1,8 @@
 //! The running service's state: every pipeline built from a checked config.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
@@ -149,9 +149,10 @@ impl App {
         let built = Components::build(&loaded, Actors::Connect).await?;
         let auth = Auth::new(&loaded)?;
         let config = &loaded.config;
+        let cores = std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN);
         let decode_pool = Arc::new(DecodePool::new(
-            config.server.image_workers,
-            Duration::from_millis(config.server.image_time_budget_ms),
+            config.server.image_workers.unwrap_or(cores),
+            config.server.image_time_budget,
             config.server.decode_memory_bytes,
         ));
         let orphans = Arc::new(Orphans::new(config.server.orphans_file.clone()));
@@ -195,15 +196,14 @@ impl App {
                 Ok((name.clone(), Arc::new(pipeline)))
             })
             .collect::<Result<_, ConfigError>>()?;
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        let cap = match config.server.max_in_flight {
-            0 => 4 * cores,
-            n => n,
-        };
-        let uploads = match config.server.max_uploads {
-            0 => 16 * cores,
-            n => n,
-        };
+        let cap = config
+            .server
+            .max_in_flight
+            .map_or(4 * cores.get(), usize::from);
+        let uploads = config
+            .server
+            .max_uploads
+            .map_or(16 * cores.get(), usize::from);
         Ok(Self {
             loaded,
             pipelines,

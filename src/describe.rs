@@ -23,7 +23,11 @@ pub fn describe(only: Option<Section>) -> String {
         (Section::Extractors, schemars::schema_for!(ExtractorConfig)),
         (Section::Actors, schemars::schema_for!(ActorConfig)),
     ];
-    let mut out = String::new();
+    let mut out = String::from(
+        "A duration is written with a unit: \"30s\", \"1500ms\", \"2m\". A relative path is \
+         read from the config file's folder,\nor from the working directory when there is no \
+         config file.\n\n",
+    );
     for (section, schema) in sections {
         if only.is_none_or(|s| s == section) {
             let name = format!("{section:?}").to_lowercase();
@@ -105,6 +109,12 @@ fn type_name(root: &Value, spec: &Value) -> String {
             .map(|v| v.to_string())
             .collect::<Vec<_>>()
             .join(" | ");
+    }
+    // Formats the config types give their durations and paths, whose text has a rule.
+    match spec["format"].as_str() {
+        Some("duration") => return "duration".into(),
+        Some("path") => return "path".into(),
+        _ => {}
     }
     match &spec["type"] {
         Value::String(t) if t == "array" => format!(

@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -331,7 +332,7 @@ fn the_format_filter_leaves_other_codes_out() {
 #[tokio::test]
 async fn inputs_that_trouble_rxing_return_within_the_budget_with_no_code() {
     let budget = Duration::from_secs(5);
-    let pool = DecodePool::new(2, budget, 256 << 20);
+    let pool = DecodePool::new(NonZeroUsize::new(2).unwrap(), budget, 256 << 20);
     let extractor: Arc<dyn Extractor> =
         Arc::new(BarcodeExtractor::new(&BarcodeExtractorConfig::default()).unwrap());
     let narrow = png(&GrayImage::from_fn(8, 518, |x, y| {

@@ -169,6 +169,19 @@ fn bad_configs_are_refused_with_the_key_and_the_reason() {
             "server.max_body_bytes",
         ),
         ("[server]\nbind = \"everywhere\"\n", "server.bind"),
+        ("[server]\nbody_timeout = 20000\n", "server.body_timeout"),
+        ("[server]\nbody_timeout = \"soon\"\n", "server.body_timeout"),
+        ("[server]\nbody_timeout_ms = 20000\n", "body_timeout_ms"),
+        ("[server]\nimage_workers = 0\n", "server.image_workers"),
+        (
+            "[server]\nimage_time_budget = \"0s\"\n",
+            "server.image_time_budget",
+        ),
+        (
+            "[rate_limit]\nrequests_per_minute = 0\n",
+            "rate_limit.requests_per_minute",
+        ),
+        ("[rate_limit]\nburst = 0\n", "rate_limit.burst"),
         ("[serverr]\nbind = \"127.0.0.1:1\"\n", "serverr"),
     ];
     for (toml, expected) in cases {
@@ -343,7 +356,15 @@ fn describe_prints_every_kind_with_options_and_defaults() {
         text.contains("detect_max_side: integer, default 800"),
         "{text}"
     );
-    assert!(text.contains("dir: string, default \"data\""), "{text}");
+    assert!(text.contains("dir: path, default \"data\""), "{text}");
+    assert!(
+        text.contains("operation_timeout: duration, default \"30s\""),
+        "{text}"
+    );
+    assert!(
+        text.contains("A relative path is read from the config file's folder"),
+        "the rule for paths is stated: {text}"
+    );
     let actors = stdout(&run(dir.path(), &["describe", "actors"], &[]));
     assert!(actors.contains("[actors.<name>]") && !actors.contains("json-schema"));
 }
@@ -511,7 +532,7 @@ fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
     let toml = format!(
         "[pipelines.default]\nactors = [\"catalog\"]\n[actors.catalog]\nkind = \"mongo\"\n\
          uri = \"mongodb://127.0.0.1:{port}/\"\nimage = \"gridfs\"\n\
-         server_selection_timeout_ms = 300\nconnect_timeout_ms = 300\n"
+         server_selection_timeout = \"300ms\"\nconnect_timeout = \"300ms\"\n"
     );
     std::fs::write(dir.path().join("librarian.toml"), toml).unwrap();
     let address = format!("127.0.0.1:{}", free_port());
@@ -601,6 +622,33 @@ fn one_environment_variable_adjusts_a_built_in_component() {
         effective["actors"]["disk"],
         serde_json::json!({"kind": "disk", "dir": "/srv/records"})
     );
+}
+
+/// Relative paths in a config file are read from its folder, wherever the server is started;
+/// a `--data-dir` on the command line is the shell's, from the working directory.
+#[test]
+fn relative_paths_in_a_config_file_are_read_from_its_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("etc");
+    std::fs::create_dir(&folder).unwrap();
+    let file = folder.join("librarian.toml");
+    let toml = r#"
+[server]
+orphans_file = "orphans.jsonl"
+[actors.disk]
+dir = "records"
+"#;
+    std::fs::write(&file, toml).unwrap();
+    let output = run(
+        dir.path(),
+        &["config", "check", "--config", file.to_str().unwrap()],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let effective: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let at = |key: &str| folder.join(key).to_str().unwrap().to_owned();
+    assert_eq!(effective["actors"]["disk"]["dir"], at("records"));
+    assert_eq!(effective["server"]["orphans_file"], at("orphans.jsonl"));
 }
 
 #[test]

@@ -1179,7 +1179,7 @@ async fn metrics_count_a_known_mix_of_submissions() {
 #[tokio::test]
 async fn a_client_over_the_rate_limit_gets_429_then_is_served_again() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[auth]\nread = \"public\"\n[rate_limit]\nrequests_per_minute = 60\nburst = 2\n[pipelines.open]\nactors = [\"disk\"]\nrate_limit = { requests_per_minute = 0 }\n";
+    let extra = "[auth]\nread = \"public\"\n[rate_limit]\nrequests_per_minute = 60\nburst = 2\n[pipelines.open]\nactors = [\"disk\"]\nrate_limit = {}\n";
     let service = service(dir.path(), extra).await;
     let send = |path: &str| TestClient::post(url(path)).json(&body(&ean_png(), json!({})));
     for _ in 0..2 {

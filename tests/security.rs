@@ -485,7 +485,7 @@ fn json_request(path: &str, body: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_uploads_hold_no_submission_slot_and_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[server]\nmax_in_flight = 2\nbody_timeout_ms = 1500\n";
+    let toml = "[server]\nmax_in_flight = 2\nbody_timeout = \"1500ms\"\n";
     let addr = listening(dir.path(), toml).await;
     let mut stalled = Vec::new();
     for _ in 0..8 {
@@ -514,7 +514,7 @@ async fn stalled_uploads_hold_no_submission_slot_and_are_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_upload_is_cut_off_like_a_stalled_one() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = listening(dir.path(), "[server]\nbody_timeout_ms = 1500\n").await;
+    let addr = listening(dir.path(), "[server]\nbody_timeout = \"1500ms\"\n").await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = "POST /api/v1/submissions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();

@@ -25,6 +25,7 @@ use crate::{
 pub struct DiskConfig {
     /// Folder for the records; created when missing.
     #[serde(default = "default_dir")]
+    #[schemars(extend("format" = "path"))]
     pub dir: PathBuf,
 }
 

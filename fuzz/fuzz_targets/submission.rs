@@ -26,7 +26,7 @@ fn harness() -> &'static Harness {
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("librarian.toml");
         let toml = format!(
-            "[server]\nimage_time_budget_ms = 10000\n[actors.disk]\nkind = \"disk\"\ndir = \"{}\"\n",
+            "[server]\nimage_time_budget = \"10s\"\n[actors.disk]\nkind = \"disk\"\ndir = \"{}\"\n",
             dir.path().join("data").display()
         );
         std::fs::write(&file, toml).expect("config written");

@@ -16,7 +16,7 @@ pub enum CliError {
     Unavailable(#[source] ConfigError),
     #[error("cannot listen on {bind}: {source}")]
     Listen {
-        bind: String,
+        bind: std::net::SocketAddr,
         #[source]
         source: Box<salvo::Error>,
     },

@@ -110,7 +110,7 @@ struct ServeArgs {
     config: Option<PathBuf>,
     /// Address to listen on, e.g. 0.0.0.0:8080 (overrides server.bind).
     #[arg(long)]
-    bind: Option<String>,
+    bind: Option<std::net::SocketAddr>,
     /// Folder of the built-in `disk` actor (overrides actors.disk.dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -224,10 +224,10 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
     };
     runtime()?.block_on(async {
         let app = build_app(&overrides).await?;
-        let bind = app.loaded.config.server.bind.clone();
-        let acceptor = salvo::conn::TcpListener::new(bind.clone()).try_bind().await.map_err(|source| CliError::Listen { bind: bind.clone(), source: Box::new(source) })?;
+        let bind = app.loaded.config.server.bind;
+        let acceptor = salvo::conn::TcpListener::new(bind).try_bind().await.map_err(|source| CliError::Listen { bind, source: Box::new(source) })?;
         tracing::info!(%bind, pipelines = ?app.pipelines.keys().collect::<Vec<_>>(), "Librarian is serving");
-        let grace = Duration::from_millis(app.loaded.config.server.shutdown_timeout_ms);
+        let grace = app.loaded.config.server.shutdown_timeout;
         let lifecycle = Arc::new(crate::http::Lifecycle::default());
         let service = crate::http::service_with(Arc::new(app), lifecycle.clone());
         crate::http::serve_until(acceptor, service, lifecycle, grace, stop_signal()).await;

@@ -66,6 +66,7 @@ pub struct AuthConfig {
     pub read: Option<ReadAccess>,
     /// Where `librarian token` keeps the tokens' hashes.
     #[serde(default = "default_token_file")]
+    #[schemars(extend("format" = "path"))]
     pub token_file: PathBuf,
     #[serde(default)]
     pub jwt: JwtConfig,
@@ -105,6 +106,7 @@ pub struct JwtConfig {
     pub secret: Option<String>,
     /// RS256 or ES256: the provider's public key, PEM, relative to the config file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "path"))]
     pub public_key_file: Option<PathBuf>,
     /// Required `iss`, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -5,7 +5,9 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Json, Serialized, Toml, Yaml};
@@ -49,52 +51,57 @@ pub struct Config {
 pub struct ServerConfig {
     /// Address and port to listen on.
     #[serde(default = "default_bind")]
-    pub bind: String,
+    #[schemars(with = "String")]
+    pub bind: SocketAddr,
     /// Largest request body, in bytes; larger ones are refused with 413.
     #[serde(default = "default_max_body_bytes")]
     pub max_body_bytes: usize,
     /// Origins allowed to call the API from a browser; `*` allows any.
     #[serde(default = "default_cors_origins")]
     pub cors_origins: Vec<String>,
-    /// Images decoded and scanned at once; 0 means one per CPU core.
-    #[serde(default)]
-    pub image_workers: usize,
-    /// Time one image may spend in decoding and extraction before it is given up, in ms.
-    #[serde(default = "default_image_time_budget_ms")]
-    pub image_time_budget_ms: u64,
+    /// Images decoded and scanned at once; unset, one per CPU core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_workers: Option<NonZeroUsize>,
+    /// Time one image may spend in decoding and extraction before it is given up.
+    #[serde(default = "default_image_time_budget", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub image_time_budget: Duration,
     /// Submissions handled at once; more get 503 with Retry-After at once instead of
-    /// queueing without bound. 0 means four per CPU core.
-    #[serde(default)]
-    pub max_in_flight: usize,
+    /// queueing without bound. Unset, four per CPU core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_in_flight: Option<NonZeroUsize>,
     /// The largest labels object of a submission, as JSON bytes; larger ones get 413. Labels
     /// also nest at most 32 levels deep (422).
     #[serde(default = "default_max_label_bytes")]
     pub max_label_bytes: usize,
-    /// Uploads being received at once (bodies still arriving); more get 503 at once. 0 means
+    /// Uploads being received at once (bodies still arriving); more get 503 at once. Unset,
     /// sixteen per CPU core. A stalled upload holds one of these, never a submission slot.
-    #[serde(default)]
-    pub max_uploads: usize,
-    /// Time a client has to send its body, in ms; every `min_body_rate` bytes received add
-    /// one second. Slower uploads get 408.
-    #[serde(default = "default_body_timeout_ms")]
-    pub body_timeout_ms: u64,
-    /// Bytes per second a client must keep sending once `body_timeout_ms` has passed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_uploads: Option<NonZeroUsize>,
+    /// Time a client has to send its body; every `min_body_rate` bytes received add one
+    /// second. Slower uploads get 408.
+    #[serde(default = "default_body_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub body_timeout: Duration,
+    /// Bytes per second a client must keep sending once `body_timeout` has passed.
     #[serde(default = "default_min_body_rate")]
     pub min_body_rate: u32,
     /// Memory for decoded pixels, in bytes, shared by all image workers: an image waits until
     /// its share is free, and one that needs more than all of it is refused (422).
     #[serde(default = "default_decode_memory_bytes")]
     pub decode_memory_bytes: u64,
-    /// On SIGTERM or Ctrl-C, how long submissions in flight may take to finish, in ms.
-    #[serde(default = "default_shutdown_timeout_ms")]
-    pub shutdown_timeout_ms: u64,
+    /// On SIGTERM or Ctrl-C, how long submissions in flight may take to finish.
+    #[serde(default = "default_shutdown_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub shutdown_timeout: Duration,
     /// Where leftovers of a failed all-or-nothing store are listed (`librarian orphans`).
     #[serde(default = "default_orphans_file")]
+    #[schemars(extend("format" = "path"))]
     pub orphans_file: PathBuf,
 }
 
-fn default_bind() -> String {
-    "127.0.0.1:8080".into()
+fn default_bind() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
 }
 fn default_max_body_bytes() -> usize {
     25 * 1024 * 1024
@@ -102,14 +109,14 @@ fn default_max_body_bytes() -> usize {
 fn default_cors_origins() -> Vec<String> {
     vec!["*".into()]
 }
-fn default_image_time_budget_ms() -> u64 {
-    10_000
+fn default_image_time_budget() -> Duration {
+    Duration::from_secs(10)
 }
 fn default_max_label_bytes() -> usize {
     64 * 1024
 }
-fn default_body_timeout_ms() -> u64 {
-    20_000
+fn default_body_timeout() -> Duration {
+    Duration::from_secs(20)
 }
 fn default_min_body_rate() -> u32 {
     4096
@@ -117,8 +124,8 @@ fn default_min_body_rate() -> u32 {
 fn default_decode_memory_bytes() -> u64 {
     384 << 20
 }
-fn default_shutdown_timeout_ms() -> u64 {
-    30_000
+fn default_shutdown_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_orphans_file() -> PathBuf {
     "orphans.jsonl".into()
@@ -130,15 +137,15 @@ impl Default for ServerConfig {
             bind: default_bind(),
             max_body_bytes: default_max_body_bytes(),
             cors_origins: default_cors_origins(),
-            image_workers: 0,
-            image_time_budget_ms: default_image_time_budget_ms(),
-            max_in_flight: 0,
+            image_workers: None,
+            image_time_budget: default_image_time_budget(),
+            max_in_flight: None,
             max_label_bytes: default_max_label_bytes(),
-            max_uploads: 0,
-            body_timeout_ms: default_body_timeout_ms(),
+            max_uploads: None,
+            body_timeout: default_body_timeout(),
             min_body_rate: default_min_body_rate(),
             decode_memory_bytes: default_decode_memory_bytes(),
-            shutdown_timeout_ms: default_shutdown_timeout_ms(),
+            shutdown_timeout: default_shutdown_timeout(),
             orphans_file: default_orphans_file(),
         }
     }
@@ -148,12 +155,12 @@ impl Default for ServerConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Sustained rate per client; 0 turns rate limiting off.
-    #[serde(default)]
-    pub requests_per_minute: u32,
+    /// Sustained rate per client; unset, submissions are not rate limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<NonZeroU32>,
     /// Submissions a client may send at once before the rate applies.
     #[serde(default = "default_burst")]
-    pub burst: u32,
+    pub burst: NonZeroU32,
     /// Proxies (load balancers) whose `X-Forwarded-For` names the client; from any other
     /// address the header is ignored.
     #[serde(default)]
@@ -164,20 +171,21 @@ pub struct RateLimitConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuotaConfig {
-    /// 0 turns rate limiting off for this pipeline.
-    pub requests_per_minute: u32,
+    /// Unset (`rate_limit = {}`), this pipeline is not rate limited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests_per_minute: Option<NonZeroU32>,
     #[serde(default = "default_burst")]
-    pub burst: u32,
+    pub burst: NonZeroU32,
 }
 
-fn default_burst() -> u32 {
-    10
+fn default_burst() -> NonZeroU32 {
+    NonZeroU32::new(10).expect("10 is not zero")
 }
 
 impl Default for RateLimitConfig {
     fn default() -> Self {
         Self {
-            requests_per_minute: 0,
+            requests_per_minute: None,
             burst: default_burst(),
             trusted_proxies: Vec::new(),
         }
@@ -233,7 +241,7 @@ fn default_labels_field() -> String {
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
     pub config_file: Option<PathBuf>,
-    pub bind: Option<String>,
+    pub bind: Option<SocketAddr>,
     pub data_dir: Option<PathBuf>,
     /// Read no `LIBRARIAN_*` variable: for callers, such as tests, whose configuration must
     /// not depend on the environment they happen to run in.
@@ -333,6 +341,13 @@ impl Config {
         }
         figment = with_builtins(figment)?;
         let mut config = problems::extract(&figment)?;
+        let base_dir = file
+            .as_deref()
+            .and_then(Path::parent)
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        config.resolve_paths(&base_dir);
+        // A path on the command line is the shell's: from the working directory.
         if let Some(dir) = &overrides.data_dir {
             match config.actors.get_mut("disk") {
                 Some(ActorConfig::Disk(disk)) => disk.dir = dir.clone(),
@@ -345,12 +360,20 @@ impl Config {
             }
         }
         config.check()?;
-        let base_dir = file
-            .as_deref()
-            .and_then(Path::parent)
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
         Ok(Loaded { config, base_dir })
+    }
+
+    /// The one rule for relative paths, whichever layer set them: from the config file's
+    /// folder, or the working directory when there is no config file. The disk folders and
+    /// the orphans file are resolved here; the files components read (schemas, tokens, keys,
+    /// CA certificates) by their builders, from [`Loaded::base_dir`].
+    fn resolve_paths(&mut self, base_dir: &Path) {
+        for actor in self.actors.values_mut() {
+            if let ActorConfig::Disk(disk) = actor {
+                disk.dir = base_dir.join(&disk.dir);
+            }
+        }
+        self.server.orphans_file = base_dir.join(&self.server.orphans_file);
     }
 
     /// The built-in components `photo` (a permissive image validator), `barcode` and `disk`,
@@ -392,28 +415,16 @@ impl Config {
     /// Cross-field checks: every problem is reported, each with its key.
     pub fn check(&self) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
-        if self.server.bind.parse::<SocketAddr>().is_err() {
-            problems.push(ConfigError::key(
-                "server.bind",
-                format!(
-                    "`{}` is not an address like 127.0.0.1:8080",
-                    self.server.bind
-                ),
-            ));
-        }
         if self.server.max_body_bytes == 0 {
             problems.push(ConfigError::key(
                 "server.max_body_bytes",
                 "must be greater than 0",
             ));
         }
-        if self.rate_limit.requests_per_minute > 0 && self.rate_limit.burst == 0 {
-            problems.push(ConfigError::key("rate_limit.burst", "must be at least 1"));
-        }
-        if self.server.image_time_budget_ms == 0 {
+        if self.server.image_time_budget.is_zero() {
             problems.push(ConfigError::key(
-                "server.image_time_budget_ms",
-                "must be greater than 0",
+                "server.image_time_budget",
+                "must be longer than 0s",
             ));
         }
         for (name, pipeline) in &self.pipelines {
@@ -426,16 +437,6 @@ impl Config {
                 problems.push(ConfigError::key(
                     &key,
                     "a pipeline name may hold only letters, digits, `-` and `_`",
-                ));
-            }
-            if pipeline
-                .rate_limit
-                .as_ref()
-                .is_some_and(|q| q.requests_per_minute > 0 && q.burst == 0)
-            {
-                problems.push(ConfigError::key(
-                    format!("{key}.rate_limit.burst"),
-                    "must be at least 1",
                 ));
             }
             if pipeline.actors.is_empty() {

@@ -162,9 +162,8 @@ impl Handler for DrainUnreadBody {
 
 type Limiter = DefaultKeyedRateLimiter<String>;
 
-fn limiter(requests_per_minute: u32, burst: u32) -> Option<Arc<Limiter>> {
-    let rate = NonZeroU32::new(requests_per_minute)?;
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+fn limiter(requests_per_minute: Option<NonZeroU32>, burst: NonZeroU32) -> Option<Arc<Limiter>> {
+    let rate = requests_per_minute?;
     Some(Arc::new(Limiter::keyed(
         Quota::per_minute(rate).allow_burst(burst),
     )))
@@ -325,7 +324,10 @@ mod tests {
     #[test]
     fn idle_clients_buckets_are_dropped() {
         let limits = RateLimits {
-            pipelines: HashMap::from([("default".to_owned(), limiter(600, 1))]),
+            pipelines: HashMap::from([(
+                "default".to_owned(),
+                limiter(NonZeroU32::new(600), NonZeroU32::MIN),
+            )]),
             trusted_proxies: Vec::new(),
             started: Instant::now(),
             last_sweep_s: AtomicU64::new(0),

@@ -126,7 +126,7 @@ async fn receive_body(app: &App, req: &mut Request) -> Result<(), Problem> {
     };
     let server = &app.loaded.config.server;
     let pace = BodyPace {
-        timeout: Duration::from_millis(server.body_timeout_ms),
+        timeout: server.body_timeout,
         min_rate: server.min_body_rate,
     };
     Ok(receive(req, server.max_body_bytes, pace).await?)

@@ -1,5 +1,6 @@
 //! The bounded pool every decode runs on.
 
+use std::num::NonZeroUsize;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,12 +32,8 @@ fn mib(bytes: u64) -> u32 {
 }
 
 impl DecodePool {
-    pub fn new(workers: usize, budget: Duration, memory_bytes: u64) -> Self {
-        let workers = if workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            workers
-        };
+    pub fn new(workers: NonZeroUsize, budget: Duration, memory_bytes: u64) -> Self {
+        let workers = workers.get();
         let memory_mib = mib(memory_bytes).max(1);
         Self {
             permits: Arc::new(Semaphore::new(workers)),

@@ -179,9 +179,9 @@ uri = "{}"
 database = "librarian"
 collection = "submissions"
 image = "{image}"
-server_selection_timeout_ms = 1500
-connect_timeout_ms = 1500
-operation_timeout_ms = 10000
+server_selection_timeout = "1500ms"
+connect_timeout = "1500ms"
+operation_timeout = "10s"
 
 [actors.archive]
 kind = "s3"
@@ -191,8 +191,8 @@ endpoint = "{}"
 path_style = true
 access_key_id = "{S3_KEY}"
 secret_access_key = "{S3_SECRET}"
-connect_timeout_ms = 1500
-operation_timeout_ms = 10000
+connect_timeout = "1500ms"
+operation_timeout = "10s"
 "#,
         mongo_uri(mongo),
         s3_endpoint(s3)

@@ -17,6 +17,7 @@ pub struct JsonSchemaConfig {
     pub schema: Option<Value>,
     /// A file holding the schema (JSON), relative to the config file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "path"))]
     pub schema_file: Option<PathBuf>,
 }
 

@@ -1,6 +1,8 @@
 //! Records in MongoDB: the record as a document (labels a real subdocument, `received_at` a
 //! BSON date), and optionally the photo, inline or in GridFS.
 
+use std::time::Duration;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -40,13 +42,18 @@ pub struct MongoConfig {
     /// GridFS bucket for `image = "gridfs"`.
     #[serde(default = "default_bucket")]
     pub gridfs_bucket: String,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub server_selection_timeout_ms: u64,
+    /// Longest time to open a connection, e.g. `5s`.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub connect_timeout: Duration,
+    /// Longest time to find a server to send an operation to.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub server_selection_timeout: Duration,
     /// Longest time one operation (a store, a read, a ping) may take.
-    #[serde(default = "default_operation_timeout_ms")]
-    pub operation_timeout_ms: u64,
+    #[serde(default = "default_operation_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub operation_timeout: Duration,
 }
 
 fn default_database() -> String {
@@ -61,11 +68,11 @@ fn default_write_concern() -> String {
 fn default_bucket() -> String {
     "images".into()
 }
-fn default_connect_timeout_ms() -> u64 {
-    5_000
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
 }
-fn default_operation_timeout_ms() -> u64 {
-    30_000
+fn default_operation_timeout() -> Duration {
+    Duration::from_secs(30)
 }
 fn yes() -> bool {
     true

@@ -63,13 +63,12 @@ fn is_file_not_found(e: &mongodb::error::Error) -> bool {
 impl MongoActor {
     /// Connects, and creates the indexes the actor needs (unique id, history, duplicates).
     pub async fn open(config: &MongoConfig) -> Result<Self, ActorError> {
-        let timeout = Duration::from_millis(config.operation_timeout_ms);
+        let timeout = config.operation_timeout;
         let mut options = ClientOptions::parse(&config.uri)
             .await
             .map_err(store_error)?;
-        options.connect_timeout = Some(Duration::from_millis(config.connect_timeout_ms));
-        options.server_selection_timeout =
-            Some(Duration::from_millis(config.server_selection_timeout_ms));
+        options.connect_timeout = Some(config.connect_timeout);
+        options.server_selection_timeout = Some(config.server_selection_timeout);
         let w = match config.write_concern.parse::<u32>() {
             Ok(nodes) => Acknowledgment::Nodes(nodes),
             Err(_) if config.write_concern == "majority" => Acknowledgment::Majority,

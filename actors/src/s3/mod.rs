@@ -3,6 +3,7 @@
 //! beside it as `<prefix><id>.json`.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -25,6 +26,7 @@ pub struct S3Config {
     /// A PEM file of certificate authorities to trust besides the system's, for an `https`
     /// endpoint whose certificate a private CA signed. Relative to the config file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("format" = "path"))]
     pub ca_file: Option<PathBuf>,
     /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
     #[serde(default)]
@@ -43,11 +45,14 @@ pub struct S3Config {
     /// Photos larger than this are uploaded in parts of this size.
     #[serde(default = "default_multipart_bytes")]
     pub multipart_threshold_bytes: usize,
-    #[serde(default = "default_connect_timeout_ms")]
-    pub connect_timeout_ms: u64,
+    /// Longest time to open a connection, e.g. `5s`.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub connect_timeout: Duration,
     /// Longest time one S3 operation, retries included, may take.
-    #[serde(default = "default_operation_timeout_ms")]
-    pub operation_timeout_ms: u64,
+    #[serde(default = "default_operation_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub operation_timeout: Duration,
 }
 
 fn default_region() -> String {
@@ -59,11 +64,11 @@ fn yes() -> bool {
 fn default_multipart_bytes() -> usize {
     16 * 1024 * 1024
 }
-fn default_connect_timeout_ms() -> u64 {
-    5_000
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
 }
-fn default_operation_timeout_ms() -> u64 {
-    60_000
+fn default_operation_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 #[cfg(feature = "s3")]

@@ -3,7 +3,6 @@
 //! beside it as `<prefix><id>.json`.
 
 use std::path::Path;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_config::BehaviorVersion;
@@ -113,8 +112,8 @@ impl S3Actor {
     pub async fn open(config: &S3Config, base_dir: &Path) -> Result<Self, ActorError> {
         let authorities = Self::check(config, base_dir)?;
         let timeouts = TimeoutConfig::builder()
-            .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
-            .operation_timeout(Duration::from_millis(config.operation_timeout_ms))
+            .connect_timeout(config.connect_timeout)
+            .operation_timeout(config.operation_timeout)
             .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(Region::new(config.region.clone()))
