@@ -198,6 +198,18 @@ pub struct Built {
     pub history: Option<Arc<dyn HistoryReader>>,
 }
 
+impl Built {
+    /// Keeps the readers `reads` allows, of those the actor's type has.
+    fn limited_to(self, reads: Reads) -> Self {
+        Self {
+            writer: self.writer,
+            records: self.records.filter(|_| reads.records),
+            images: self.images.filter(|_| reads.images),
+            history: self.history.filter(|_| reads.history),
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ActorError {
     #[error("a record with id {0} is already stored")]
@@ -294,7 +306,7 @@ pub async fn check(config: &ActorConfig, base_dir: &Path) -> Result<(), BuildErr
 /// Builds the actor a config describes, with the readers [`ActorConfig::reads`] names;
 /// network actors connect and prepare what they need.
 pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Built, BuildError> {
-    match config {
+    let built = match config {
         ActorConfig::Disk(c) => {
             let actor =
                 Arc::new(
@@ -314,5 +326,6 @@ pub async fn build(config: &ActorConfig, base_dir: &Path) -> Result<Built, Build
         }
         ActorConfig::Mongo(c) => mongo::build(c).await,
         ActorConfig::S3(c) => s3::build(c, base_dir).await,
-    }
+    }?;
+    Ok(built.limited_to(config.reads()))
 }

@@ -96,11 +96,10 @@ pub(crate) async fn check(config: &MongoConfig) -> Result<(), BuildError> {
 pub(crate) async fn build(config: &MongoConfig) -> Result<Built, BuildError> {
     use std::sync::Arc;
     let actor = Arc::new(MongoActor::open(config).await.map_err(BuildError::Mongo)?);
-    let keeps_images = config.image != MongoImage::None;
     Ok(Built {
         writer: actor.clone(),
         records: Some(actor.clone()),
-        images: keeps_images.then(|| actor.clone() as Arc<dyn crate::ImageReader>),
+        images: Some(actor.clone()),
         history: Some(actor),
     })
 }

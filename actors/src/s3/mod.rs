@@ -101,9 +101,7 @@ pub(crate) async fn build(config: &S3Config, base_dir: &Path) -> Result<Built, B
     let actor = Arc::new(actor);
     Ok(Built {
         writer: actor.clone(),
-        records: config
-            .record_json
-            .then(|| actor.clone() as Arc<dyn crate::RecordReader>),
+        records: Some(actor.clone()),
         images: Some(actor),
         history: None,
     })
