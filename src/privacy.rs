@@ -24,7 +24,7 @@ pub enum KeepMetadata {
 
 #[derive(Debug, thiserror::Error)]
 #[error("the image's metadata cannot be read, so it cannot be removed: {0}")]
-pub struct StripError(String);
+pub struct StripError(#[source] img_parts::Error);
 
 const XMP_PREFIX: &[u8] = b"http://ns.adobe.com/xap/1.0/\0";
 const EXTENDED_XMP_PREFIX: &[u8] = b"http://ns.adobe.com/xmp/extension/\0";
@@ -67,8 +67,7 @@ pub fn strip(bytes: &Bytes, keep: &[KeepMetadata]) -> Result<(Bytes, MetadataRep
         source.truncate(end);
         note(&mut report, "trailer".into());
     }
-    let Some(mut image) = DynImage::from_bytes(source).map_err(|e| StripError(e.to_string()))?
-    else {
+    let Some(mut image) = DynImage::from_bytes(source).map_err(StripError)? else {
         // GIF and BMP carry no EXIF; TIFF is kept as sent (documented).
         return Ok((bytes.clone(), report));
     };

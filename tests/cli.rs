@@ -73,8 +73,13 @@ fn scan_prints_one_json_line_per_image() {
 #[test]
 fn config_check_prints_the_effective_config_with_secrets_redacted() {
     let dir = tempfile::tempdir().unwrap();
-    let toml =
-        "[server]\nmax_body_bytes = 1000\n[actors.disk]\nkind = \"disk\"\ndir = \"records\"\n";
+    let toml = r#"
+[server]
+max_body_bytes = 1000
+[actors.disk]
+kind = "disk"
+dir = "records"
+"#;
     let output = check(
         dir.path(),
         "librarian.toml",
@@ -151,38 +156,147 @@ fn env_only_configuration_builds_named_components() {
 fn bad_configs_are_refused_with_the_key_and_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[validators.x]\nkind = \"no-such-kind\"\n", "no-such-kind"),
         (
-            "[validators.x]\nkind = \"image\"\nmax_widht = 3\n",
+            r#"
+[validators.x]
+kind = "no-such-kind"
+"#,
+            "no-such-kind",
+        ),
+        (
+            r#"
+[validators.x]
+kind = "image"
+max_widht = 3
+"#,
             "max_widht",
         ),
         (
-            "[pipelines.default]\nactors = [\"archive\"]\n",
+            r#"
+[pipelines.default]
+actors = ["archive"]
+"#,
             "pipelines.default.actors[0]: no actor named `archive`",
         ),
         (
-            "[pipelines.default]\nvalidators = [\"labels\"]\nactors = [\"disk\"]\n[validators.labels]\nkind = \"json-schema\"\nschema = { type = 12 }\n",
+            r#"
+[pipelines.default]
+validators = ["labels"]
+actors = ["disk"]
+[validators.labels]
+kind = "json-schema"
+schema = { type = 12 }
+"#,
             "validators.labels: invalid JSON Schema",
         ),
         (
-            "[server]\nmax_body_bytes = \"big\"\n",
+            r#"
+[server]
+max_body_bytes = "big"
+"#,
             "server.max_body_bytes",
         ),
-        ("[server]\nbind = \"everywhere\"\n", "server.bind"),
-        ("[server]\nbody_timeout = 20000\n", "server.body_timeout"),
-        ("[server]\nbody_timeout = \"soon\"\n", "server.body_timeout"),
-        ("[server]\nbody_timeout_ms = 20000\n", "body_timeout_ms"),
-        ("[server]\nimage_workers = 0\n", "server.image_workers"),
         (
-            "[server]\nimage_time_budget = \"0s\"\n",
+            r#"
+[server]
+bind = "everywhere"
+"#,
+            "server.bind",
+        ),
+        (
+            r#"
+[server]
+body_timeout = 20000
+"#,
+            "server.body_timeout",
+        ),
+        (
+            r#"
+[server]
+body_timeout = "soon"
+"#,
+            "server.body_timeout",
+        ),
+        (
+            r#"
+[server]
+body_timeout_ms = 20000
+"#,
+            "body_timeout_ms",
+        ),
+        (
+            r#"
+[server]
+image_workers = 0
+"#,
+            "server.image_workers",
+        ),
+        (
+            r#"
+[server]
+image_time_budget = "0s"
+"#,
             "server.image_time_budget",
         ),
         (
-            "[rate_limit]\nrequests_per_minute = 0\n",
+            r#"
+[rate_limit]
+requests_per_minute = 0
+"#,
             "rate_limit.requests_per_minute",
         ),
-        ("[rate_limit]\nburst = 0\n", "rate_limit.burst"),
-        ("[serverr]\nbind = \"127.0.0.1:1\"\n", "serverr"),
+        (
+            r#"
+[rate_limit]
+burst = 0
+"#,
+            "rate_limit.burst",
+        ),
+        (
+            r#"
+[serverr]
+bind = "127.0.0.1:1"
+"#,
+            "serverr",
+        ),
+        (
+            r#"
+[validators.labels]
+kind = "json-schema"
+schema = { type = "object" }
+schema_file = "labels.json"
+"#,
+            "validators.labels: give exactly one of `schema` and `schema_file`",
+        ),
+        (
+            r#"
+[validators.labels]
+kind = "json-schema"
+"#,
+            "validators.labels: give exactly one of `schema` and `schema_file`",
+        ),
+        (
+            r#"
+[auth.jwt]
+algorithm = "RS256"
+secret = "a-provider-secret-of-32-bytes-or-more"
+"#,
+            "auth.jwt: HS256 takes `secret`; RS256 and ES256 take `public_key_file`",
+        ),
+        (
+            r#"
+[auth]
+mode = "jwt"
+"#,
+            "auth.jwt: mode \"jwt\" needs `secret` (HS256) or `public_key_file`",
+        ),
+        (
+            r#"
+[auth.jwt]
+leeway_s = 60
+"#,
+            "leeway_s",
+        ),
     ];
     for (toml, expected) in cases {
         let output = check(dir.path(), "bad.toml", toml, &[]);
@@ -218,7 +332,14 @@ record_json = false
 kind = "mongo"
 uri = "mongodb://127.0.0.1:1/"
 "#;
-    let pipeline = |actors: &str| format!("[pipelines.default]\nactors = {actors}\n");
+    let pipeline = |actors: &str| {
+        format!(
+            r#"
+[pipelines.default]
+actors = {actors}
+"#
+        )
+    };
     for (toml, expected) in [
         (
             pipeline(r#"["archive"]"#) + s3_without_records,
@@ -252,15 +373,29 @@ fn a_disk_only_build_refuses_mongo_and_s3_and_says_how_to_get_them() {
     let cases = [
         (
             "mongo",
-            "[actors.elsewhere]\nkind = \"mongo\"\nuri = \"mongodb://db/\"\nimage = \"gridfs\"\n",
+            r#"
+[actors.elsewhere]
+kind = "mongo"
+uri = "mongodb://db/"
+image = "gridfs"
+"#,
         ),
         (
             "s3",
-            "[actors.elsewhere]\nkind = \"s3\"\nbucket = \"photos\"\n",
+            r#"
+[actors.elsewhere]
+kind = "s3"
+bucket = "photos"
+"#,
         ),
     ];
     for (kind, actor) in cases {
-        let toml = format!("[pipelines.default]\nactors = [\"elsewhere\"]\n{actor}");
+        let toml = format!(
+            r#"
+[pipelines.default]
+actors = ["elsewhere"]
+{actor}"#
+        );
         let output = check(dir.path(), "lean.toml", &toml, &[]);
         assert!(!output.status.success(), "refused: {toml}");
         let said = stderr(&output);
@@ -276,12 +411,24 @@ fn a_disk_only_build_refuses_mongo_and_s3_and_says_how_to_get_them() {
 #[test]
 fn a_file_with_many_mistakes_is_answered_with_all_of_them_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[server]\nmax_body_bytes = \"big\"\n\
-                [auth.jwt]\nsecret = 918273645\n\
-                [validators.photo]\nkind = \"image\"\nmax_widht = 3\n\
-                [validators.codes]\nkind = \"barcode\"\nformats = [\"EAN13\"]\n\
-                [actors.disk]\nkind = \"disk\"\ndirr = \"x\"\n\
-                [pipelines.products]\nactors = [\"disk\"]\nauht = \"tokens\"\n";
+    let toml = r#"
+[server]
+max_body_bytes = "big"
+[auth.jwt]
+secret = 918273645
+[validators.photo]
+kind = "image"
+max_widht = 3
+[validators.codes]
+kind = "barcode"
+formats = ["EAN13"]
+[actors.disk]
+kind = "disk"
+dirr = "x"
+[pipelines.products]
+actors = ["disk"]
+auht = "tokens"
+"#;
     let output = check(dir.path(), "bad.toml", toml, &[]);
     assert!(!output.status.success());
     let said = stderr(&output);
@@ -486,7 +633,10 @@ fn submit_sends_a_token_from_its_flag_or_its_variable() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("librarian.toml"),
-        "[auth]\nmode = \"tokens\"\n",
+        r#"
+[auth]
+mode = "tokens"
+"#,
     )
     .unwrap();
     let created = run(dir.path(), &["token", "create", "--name", "cli"], &[]);
@@ -530,9 +680,16 @@ fn a_store_that_does_not_answer_at_start_is_no_configuration_mistake() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let toml = format!(
-        "[pipelines.default]\nactors = [\"catalog\"]\n[actors.catalog]\nkind = \"mongo\"\n\
-         uri = \"mongodb://127.0.0.1:{port}/\"\nimage = \"gridfs\"\n\
-         server_selection_timeout = \"300ms\"\nconnect_timeout = \"300ms\"\n"
+        r#"
+[pipelines.default]
+actors = ["catalog"]
+[actors.catalog]
+kind = "mongo"
+uri = "mongodb://127.0.0.1:{port}/"
+image = "gridfs"
+server_selection_timeout = "300ms"
+connect_timeout = "300ms"
+"#
     );
     std::fs::write(dir.path().join("librarian.toml"), toml).unwrap();
     let address = format!("127.0.0.1:{}", free_port());
@@ -558,8 +715,14 @@ fn an_unknown_barcode_format_is_refused_by_config_check_with_the_known_ones() {
     let dir = tempfile::tempdir().unwrap();
     for (section, kind) in [("validators", "barcode"), ("extractors", "barcode")] {
         let text = format!(
-            "[{section}.codes]\nkind = \"{kind}\"\nformats = [\"EAN13\"]\n\
-             [pipelines.default]\nvalidators = [\"photo\"]\nactors = [\"disk\"]\n"
+            r#"
+[{section}.codes]
+kind = "{kind}"
+formats = ["EAN13"]
+[pipelines.default]
+validators = ["photo"]
+actors = ["disk"]
+"#
         );
         let text = text.replace(
             "validators = [\"photo\"]",
@@ -574,7 +737,11 @@ fn an_unknown_barcode_format_is_refused_by_config_check_with_the_known_ones() {
         let said = stderr(&output);
         assert!(said.contains("EAN13") && said.contains("EAN_13"), "{said}");
     }
-    let fine = "[validators.codes]\nkind = \"barcode\"\nformats = [\"EAN_13\"]\n";
+    let fine = r#"
+[validators.codes]
+kind = "barcode"
+formats = ["EAN_13"]
+"#;
     let output = check(dir.path(), "librarian.toml", fine, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
 }
@@ -823,7 +990,14 @@ fn token_commands_create_list_rotate_and_revoke() {
     );
     std::fs::write(
         dir.path().join("librarian.toml"),
-        "[auth]\nmode = \"tokens\"\n[pipelines.a]\nactors = [\"disk\"]\n[pipelines.b]\nactors = [\"disk\"]\n",
+        r#"
+[auth]
+mode = "tokens"
+[pipelines.a]
+actors = ["disk"]
+[pipelines.b]
+actors = ["disk"]
+"#,
     )
     .unwrap();
     let created = run(
@@ -883,7 +1057,11 @@ fn an_upload_refused_before_its_end_is_read_through_so_the_client_gets_the_answe
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("limited.toml"),
-        "[rate_limit]\nrequests_per_minute = 1\nburst = 1\n",
+        r#"
+[rate_limit]
+requests_per_minute = 1
+burst = 1
+"#,
     )
     .unwrap();
     let (_server, address) = serve(dir.path(), &["--config", "limited.toml"]);

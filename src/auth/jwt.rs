@@ -7,7 +7,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde_json::Value;
 
 use super::tokens::Refusal;
-use crate::config::auth::{JwtAlgorithm, JwtConfig};
+use crate::config::auth::{JwtConfig, JwtKey, PublicKeyAlgorithm};
 
 /// RFC 7518 section 3.2: an HS256 key must have at least as many bits as the hash.
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
@@ -32,8 +32,8 @@ pub enum KeyError {
         #[source]
         source: jsonwebtoken::errors::Error,
     },
-    #[error("HS256 takes `secret`; RS256 and ES256 take `public_key_file`")]
-    Mismatch,
+    #[error("mode \"jwt\" needs `secret` (HS256) or `public_key_file` (RS256, ES256)")]
+    Missing,
 }
 
 pub struct JwtVerifier {
@@ -44,38 +44,38 @@ pub struct JwtVerifier {
 
 impl JwtVerifier {
     pub fn new(config: &JwtConfig, base_dir: &Path) -> Result<Self, KeyError> {
-        let key = match (config.algorithm, &config.secret, &config.public_key_file) {
-            (JwtAlgorithm::HS256, Some(secret), None) => {
+        let (algorithm, key) = match &config.key {
+            None => return Err(KeyError::Missing),
+            Some(JwtKey::Secret(secret)) => {
                 if secret.len() < MIN_HS256_SECRET_BYTES {
                     return Err(KeyError::ShortSecret(secret.len()));
                 }
-                DecodingKey::from_secret(secret.as_bytes())
+                (
+                    Algorithm::HS256,
+                    DecodingKey::from_secret(secret.as_bytes()),
+                )
             }
-            (JwtAlgorithm::RS256 | JwtAlgorithm::ES256, None, Some(file)) => {
+            Some(JwtKey::PublicKeyFile { algorithm, file }) => {
                 let pem =
                     std::fs::read(base_dir.join(file)).map_err(|source| KeyError::Unreadable {
                         file: file.clone(),
                         source,
                     })?;
-                let key = if config.algorithm == JwtAlgorithm::RS256 {
-                    DecodingKey::from_rsa_pem(&pem)
-                } else {
-                    DecodingKey::from_ec_pem(&pem)
+                let (algorithm, key) = match algorithm {
+                    PublicKeyAlgorithm::RS256 => {
+                        (Algorithm::RS256, DecodingKey::from_rsa_pem(&pem))
+                    }
+                    PublicKeyAlgorithm::ES256 => (Algorithm::ES256, DecodingKey::from_ec_pem(&pem)),
                 };
-                key.map_err(|source| KeyError::NotAKey {
+                let key = key.map_err(|source| KeyError::NotAKey {
                     file: file.clone(),
                     source,
-                })?
+                })?;
+                (algorithm, key)
             }
-            _ => return Err(KeyError::Mismatch),
-        };
-        let algorithm = match config.algorithm {
-            JwtAlgorithm::HS256 => Algorithm::HS256,
-            JwtAlgorithm::RS256 => Algorithm::RS256,
-            JwtAlgorithm::ES256 => Algorithm::ES256,
         };
         let mut validation = Validation::new(algorithm);
-        validation.leeway = config.leeway_s;
+        validation.leeway = config.leeway.as_secs();
         validation.validate_nbf = true;
         // What is configured is required: a token without the claim is refused, not waved
         // through.

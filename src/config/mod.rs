@@ -256,8 +256,19 @@ pub enum ConfigError {
     UnknownFileType(PathBuf),
     #[error("{key}: {reason}")]
     Key { key: String, reason: String },
-    #[error("actors.{actor}: {reason}")]
-    Unavailable { actor: String, reason: String },
+    /// A well-formed section whose component cannot be made from it.
+    #[error("{key}: {source}")]
+    Component {
+        key: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("actors.{actor}: {source}")]
+    Unavailable {
+        actor: String,
+        #[source]
+        source: librarian_actors::BuildError,
+    },
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
     Many(Vec<ConfigError>),
 }
@@ -277,6 +288,16 @@ impl ConfigError {
             Self::Unavailable { .. } => true,
             Self::Many(all) => all.iter().all(Self::is_unavailable),
             _ => false,
+        }
+    }
+
+    pub fn component(
+        key: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Self::Component {
+            key: key.into(),
+            source: Box::new(source),
         }
     }
 

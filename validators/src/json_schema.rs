@@ -7,18 +7,57 @@ use serde_json::Value;
 
 use crate::{BuildError, Stage, Validator};
 
+/// Labels must follow a JSON Schema (drafts 4 to 2020-12), given inline or in a file.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(try_from = "JsonSchemaFields", into = "JsonSchemaFields")]
+pub enum JsonSchemaConfig {
+    Inline(Value),
+    /// A file relative to the config file's folder.
+    File(PathBuf),
+}
+
 /// Labels must follow a JSON Schema (drafts 4 to 2020-12). Give exactly one of `schema` and
 /// `schema_file`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct JsonSchemaConfig {
+struct JsonSchemaFields {
     /// The schema, inline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<Value>,
+    schema: Option<Value>,
     /// A file holding the schema (JSON), relative to the config file's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(extend("format" = "path"))]
-    pub schema_file: Option<PathBuf>,
+    schema_file: Option<PathBuf>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("give exactly one of `schema` and `schema_file`")]
+pub struct OneSchemaSource;
+
+impl TryFrom<JsonSchemaFields> for JsonSchemaConfig {
+    type Error = OneSchemaSource;
+    fn try_from(fields: JsonSchemaFields) -> Result<Self, OneSchemaSource> {
+        match (fields.schema, fields.schema_file) {
+            (Some(schema), None) => Ok(Self::Inline(schema)),
+            (None, Some(file)) => Ok(Self::File(file)),
+            _ => Err(OneSchemaSource),
+        }
+    }
+}
+
+impl From<JsonSchemaConfig> for JsonSchemaFields {
+    fn from(config: JsonSchemaConfig) -> Self {
+        match config {
+            JsonSchemaConfig::Inline(schema) => Self {
+                schema: Some(schema),
+                schema_file: None,
+            },
+            JsonSchemaConfig::File(file) => Self {
+                schema: None,
+                schema_file: Some(file),
+            },
+        }
+    }
 }
 
 pub struct JsonSchemaValidator {
@@ -28,28 +67,24 @@ pub struct JsonSchemaValidator {
 
 impl JsonSchemaValidator {
     pub fn new(config: &JsonSchemaConfig, base_dir: &Path) -> Result<Self, BuildError> {
-        let schema = match (&config.schema, &config.schema_file) {
-            (Some(schema), None) => schema.clone(),
-            (None, Some(file)) => read_schema(&base_dir.join(file))?,
-            _ => {
-                return Err(BuildError::BadValue(
-                    "give exactly one of `schema` and `schema_file`".into(),
-                ));
-            }
+        let schema = match config {
+            JsonSchemaConfig::Inline(schema) => schema.clone(),
+            JsonSchemaConfig::File(file) => read_schema(&base_dir.join(file))?,
         };
-        let compiled = jsonschema::validator_for(&schema)
-            .map_err(|e| BuildError::InvalidSchema(e.to_string()))?;
+        let compiled = jsonschema::validator_for(&schema).map_err(BuildError::InvalidSchema)?;
         Ok(Self { schema, compiled })
     }
 }
 
 fn read_schema(path: &Path) -> Result<Value, BuildError> {
-    let fail = |reason: String| BuildError::SchemaFile {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| fail(e.to_string()))
+    let text = std::fs::read_to_string(path).map_err(|source| BuildError::SchemaUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| BuildError::SchemaNotJson {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Validator for JsonSchemaValidator {
@@ -81,11 +116,7 @@ mod tests {
     use crate::test_support::{image, labels};
 
     fn validator(schema: Value) -> Result<JsonSchemaValidator, BuildError> {
-        let config = JsonSchemaConfig {
-            schema: Some(schema),
-            schema_file: None,
-        };
-        JsonSchemaValidator::new(&config, Path::new("."))
+        JsonSchemaValidator::new(&JsonSchemaConfig::Inline(schema), Path::new("."))
     }
 
     #[test]
@@ -109,31 +140,48 @@ mod tests {
     }
 
     #[test]
-    fn refuses_an_invalid_schema_and_a_missing_one() {
+    fn refuses_an_invalid_schema() {
         assert!(matches!(
             validator(json!({"type": "no-such-type"})),
             Err(BuildError::InvalidSchema(_))
         ));
-        let none = JsonSchemaValidator::new(&JsonSchemaConfig::default(), Path::new("."));
-        assert!(matches!(none, Err(BuildError::BadValue(_))));
+    }
+
+    #[test]
+    fn takes_exactly_one_of_schema_and_schema_file() {
+        let parse = |v: Value| serde_json::from_value::<JsonSchemaConfig>(v);
+        let inline = parse(json!({"schema": {"type": "object"}})).unwrap();
+        assert!(matches!(inline, JsonSchemaConfig::Inline(_)));
+        let file = parse(json!({"schema_file": "s.json"})).unwrap();
+        assert!(matches!(&file, JsonSchemaConfig::File(f) if f == Path::new("s.json")));
+        for wrong in [json!({}), json!({"schema": {}, "schema_file": "s.json"})] {
+            let error = parse(wrong).unwrap_err().to_string();
+            assert!(
+                error.contains("exactly one of `schema` and `schema_file`"),
+                "{error}"
+            );
+        }
+        // Written back in the fields it was read from.
+        assert_eq!(
+            serde_json::to_value(file).unwrap(),
+            json!({"schema_file": "s.json"})
+        );
     }
 
     #[test]
     fn reads_a_schema_file_relative_to_the_base_dir() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("s.json"), r#"{"type":"object"}"#).unwrap();
-        let config = JsonSchemaConfig {
-            schema: None,
-            schema_file: Some("s.json".into()),
-        };
-        assert!(JsonSchemaValidator::new(&config, dir.path()).is_ok());
-        let missing = JsonSchemaConfig {
-            schema: None,
-            schema_file: Some("nope.json".into()),
-        };
+        std::fs::write(dir.path().join("bad.json"), "{").unwrap();
+        let file = |name: &str| JsonSchemaConfig::File(name.into());
+        assert!(JsonSchemaValidator::new(&file("s.json"), dir.path()).is_ok());
         assert!(matches!(
-            JsonSchemaValidator::new(&missing, dir.path()),
-            Err(BuildError::SchemaFile { .. })
+            JsonSchemaValidator::new(&file("nope.json"), dir.path()),
+            Err(BuildError::SchemaUnreadable { .. })
+        ));
+        assert!(matches!(
+            JsonSchemaValidator::new(&file("bad.json"), dir.path()),
+            Err(BuildError::SchemaNotJson { .. })
         ));
     }
 }

@@ -9,7 +9,7 @@ mod image;
 mod json_schema;
 mod label_matches;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use librarian_model::{Facts, Finding, ImageFormat};
 use schemars::JsonSchema;
@@ -59,7 +59,8 @@ pub trait Validator: Send + Sync {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum ValidatorConfig {
-    /// Labels must follow a JSON Schema.
+    /// Labels must follow a JSON Schema (drafts 4 to 2020-12), given as exactly one of
+    /// `schema` and `schema_file`.
     JsonSchema(JsonSchemaConfig),
     /// Limits on the image, read from its header before any pixel is decoded.
     Image(ImageRuleConfig),
@@ -71,10 +72,20 @@ pub enum ValidatorConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("cannot read schema file {path}: {reason}")]
-    SchemaFile { path: String, reason: String },
+    #[error("cannot read schema file {}: {source}", .path.display())]
+    SchemaUnreadable {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("schema file {} is not JSON: {source}", .path.display())]
+    SchemaNotJson {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("invalid JSON Schema: {0}")]
-    InvalidSchema(String),
+    InvalidSchema(#[source] jsonschema::ValidationError<'static>),
     #[error("{0}")]
     BadValue(String),
 }
