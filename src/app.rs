@@ -1,12 +1,14 @@
 //! The running service's state: every pipeline built from a checked config.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::error::Error;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-use crate::auth::Auth;
+use crate::auth::{Access, Auth};
+use crate::clock::ServiceClock;
 use crate::config::{Config, ConfigError, DEFAULT_PIPELINE, Loaded, PipelineConfig};
 use librarian_actors::Built;
 use librarian_validators::Validator;
@@ -36,6 +38,10 @@ pub struct App {
     pub uploads: Arc<Semaphore>,
     pub metrics: Arc<Metrics>,
     pub auth: Arc<Auth>,
+    /// What the records of a pipeline the config no longer names need.
+    pub removed_pipeline_access: Access,
+    /// The time rate limits count in.
+    pub clock: ServiceClock,
     /// The bounded decode pool the pipelines share; thumbnails use it too.
     pub decode_pool: Arc<DecodePool>,
 }
@@ -62,26 +68,29 @@ impl Components {
         let mut extractors = BTreeMap::new();
         let mut actors = BTreeMap::new();
         let mut problems = Vec::new();
-        let mut failed = |section: &str, name: &str, reason: String| {
-            problems.push(ConfigError::key(format!("{section}.{name}"), reason));
+        let mut failed = |section: &str, name: &str, error: Box<dyn Error + Send + Sync>| {
+            problems.push(ConfigError::Component {
+                key: format!("{section}.{name}"),
+                source: error,
+            });
         };
         for name in used(config, |p| &p.validators) {
             match librarian_validators::build(&config.validators[name], &loaded.base_dir) {
                 Ok(v) => drop(validators.insert(name.clone(), Arc::from(v))),
-                Err(e) => failed("validators", name, e.to_string()),
+                Err(e) => failed("validators", name, e.into()),
             }
         }
         for name in used(config, |p| &p.extractors) {
             match extract::build(&config.extractors[name]) {
                 Ok(e) => drop(extractors.insert(name.clone(), Arc::from(e))),
-                Err(e) => failed("extractors", name, e.to_string()),
+                Err(e) => failed("extractors", name, e.into()),
             }
         }
         let mut unavailable = Vec::new();
         for name in used(config, |p| &p.actors) {
             let actor = &config.actors[name];
             if let Err(e) = librarian_actors::check(actor, &loaded.base_dir).await {
-                failed("actors", name, e.to_string());
+                failed("actors", name, e.into());
                 continue;
             }
             if mode == Actors::Connect {
@@ -90,7 +99,7 @@ impl Components {
                     Ok(built) => drop(actors.insert(name.clone(), built)),
                     Err(e) => unavailable.push(ConfigError::Unavailable {
                         actor: name.clone(),
-                        reason: e.to_string(),
+                        source: e,
                     }),
                 }
             }
@@ -177,6 +186,7 @@ impl App {
             .map(|(name, p)| {
                 let pipeline = Pipeline {
                     name: name.clone(),
+                    access: Access::of(config, p),
                     image_field: p.image_field.clone(),
                     labels_field: p.labels_field.clone(),
                     validators: pick(&p.validators, &built.validators),
@@ -196,6 +206,7 @@ impl App {
                 Ok((name.clone(), Arc::new(pipeline)))
             })
             .collect::<Result<_, ConfigError>>()?;
+        let removed_pipeline_access = Access::global(config);
         let cap = config
             .server
             .max_in_flight
@@ -212,12 +223,21 @@ impl App {
             uploads: Arc::new(Semaphore::new(uploads)),
             metrics,
             auth: Arc::new(auth),
+            removed_pipeline_access,
+            clock: ServiceClock::new(),
             decode_pool,
         })
     }
 
     pub fn pipeline(&self, name: &str) -> Option<&Arc<Pipeline>> {
         self.pipelines.get(name)
+    }
+
+    /// What the calls about a pipeline's records need, also for a pipeline since removed.
+    pub fn access(&self, pipeline: &str) -> Access {
+        self.pipelines
+            .get(pipeline)
+            .map_or(self.removed_pipeline_access, |p| p.access)
     }
 
     pub fn default_pipeline(&self) -> &Arc<Pipeline> {

@@ -18,6 +18,8 @@ use librarian_model::{Barcode, Violation};
 pub enum Stage {
     /// The body received and parsed.
     Read,
+    /// Metadata stripped and the image header read.
+    Prepare,
     /// Validators run, on the labels or on what was extracted.
     Validate,
     /// The pixels decoded.
@@ -32,6 +34,7 @@ impl Stage {
     fn name(self) -> &'static str {
         match self {
             Stage::Read => "read",
+            Stage::Prepare => "prepare",
             Stage::Validate => "validate",
             Stage::Decode => "decode",
             Stage::Extract => "extract",

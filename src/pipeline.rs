@@ -9,11 +9,14 @@ use chrono::{SubsecRound, Utc};
 use librarian_actors::{
     Actor, ActorError, HistoryPage, HistoryQuery, HistoryReader, ImageReader, RecordReader,
 };
-use librarian_model::{Facts, ImageFacts, ImageFormat, Labels, Record, Stored, Violation};
+use librarian_model::{
+    Barcode, Facts, ImageFacts, ImageFormat, Labels, MetadataReport, Record, Stored, Violation,
+};
 use librarian_validators::{Stage, Validator};
 use serde_json::Value;
 use uuid::Uuid;
 
+use crate::auth::{Access, Caller, Denied};
 use crate::extract::{self, Extracted, Extractor};
 use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
 use crate::metrics::{self, Metrics};
@@ -36,6 +39,8 @@ impl<T: ?Sized> std::ops::Deref for Named<T> {
 
 pub struct Pipeline {
     pub name: String,
+    /// Who may submit and who may read back.
+    pub access: Access,
     pub image_field: String,
     pub labels_field: String,
     pub validators: Vec<Named<dyn Validator>>,
@@ -64,6 +69,25 @@ pub struct Readers {
 pub struct Submission {
     pub image: Bytes,
     pub labels: Labels,
+}
+
+/// A submission whose image is stripped (when the pipeline strips) and probed.
+struct Prepared {
+    image: Bytes,
+    facts: ImageFacts,
+    metadata: Option<MetadataReport>,
+    labels: Labels,
+}
+
+impl Prepared {
+    /// The facts validators check, with the barcodes read so far.
+    fn facts_with<'a>(&'a self, barcodes: &'a [Barcode]) -> Facts<'a> {
+        Facts {
+            labels: &self.labels,
+            image: &self.facts,
+            barcodes,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -115,6 +139,16 @@ fn validators_in(violations: &[Violation]) -> usize {
 }
 
 impl Pipeline {
+    /// Whether the caller may submit to this pipeline.
+    pub fn authorize_submit(&self, caller: &Caller) -> Result<(), Denied> {
+        self.access.authorize_submit(caller, &self.name)
+    }
+
+    /// Whether the caller may read this pipeline's records, images and history.
+    pub fn authorize_read(&self, caller: &Caller) -> Result<(), Denied> {
+        self.access.authorize_read(caller, &self.name)
+    }
+
     fn read_failed<T: ?Sized>(actor: &Named<T>) -> impl FnOnce(ActorError) -> SubmitError {
         move |cause| SubmitError::ReadFailed {
             actor: actor.name.clone(),
@@ -214,67 +248,96 @@ impl Pipeline {
         Ok((facts, extracted))
     }
 
+    /// A submission's way, one step at a time: prepare, cheap checks, analyze, checks on the
+    /// extracted facts, the record, then every actor.
     pub async fn submit(
         &self,
-        mut submission: Submission,
+        submission: Submission,
         id: Option<Uuid>,
     ) -> Result<Accepted, SubmitError> {
-        // Stripped first, so that hashes, duplicates and retries all see the bytes stored.
-        let metadata = if self.strip_metadata {
-            let (stripped, report) = strip(&submission.image, &self.keep_metadata)?;
-            submission.image = stripped;
-            Some(report)
-        } else {
-            None
-        };
-        let facts = probe(&submission.image)?;
-        if !self.accepts(facts.format) {
-            return Err(SubmitError::FormatNotAllowed(facts.format));
-        }
+        let prepared = self.prepare(submission)?;
         if let Some(id) = id
             && let Some(existing) = self.record(id).await?
         {
-            return self.replay(existing, &facts, &submission.labels);
+            return self.replay(existing, &prepared.facts, &prepared.labels);
         }
-        let cheap = Facts {
-            labels: &submission.labels,
-            image: &facts,
-            barcodes: &[],
-        };
+        self.check(&[Stage::Labels, Stage::Header], &prepared.facts_with(&[]))?;
+        let extracted = self.extract(&prepared).await?;
+        self.check(
+            &[Stage::Extracted],
+            &prepared.facts_with(&extracted.barcodes),
+        )?;
+        let image = prepared.image.clone();
+        let record = self.record_of(prepared, extracted, id).await?;
+        self.store_everywhere(record, &image).await
+    }
+
+    /// Strips the metadata (first, so that hashes, duplicates and retries all see the bytes
+    /// stored) and reads the image header.
+    fn prepare(&self, submission: Submission) -> Result<Prepared, SubmitError> {
         let started = Instant::now();
-        let rejected = self.violations(&[Stage::Labels, Stage::Header], &cheap);
+        let (image, metadata) = match self.strip_metadata {
+            true => {
+                let (stripped, report) = strip(&submission.image, &self.keep_metadata)?;
+                (stripped, Some(report))
+            }
+            false => (submission.image, None),
+        };
+        let facts = probe(&image)?;
+        if !self.accepts(facts.format) {
+            return Err(SubmitError::FormatNotAllowed(facts.format));
+        }
+        self.metrics
+            .stage(metrics::Stage::Prepare, None, started.elapsed());
+        Ok(Prepared {
+            image,
+            facts,
+            metadata,
+            labels: submission.labels,
+        })
+    }
+
+    /// Runs the validators of these stages; any finding rejects the submission.
+    fn check(&self, stages: &[Stage], facts: &Facts<'_>) -> Result<(), SubmitError> {
+        let started = Instant::now();
+        let rejected = self.violations(stages, facts);
         self.metrics
             .stage(metrics::Stage::Validate, None, started.elapsed());
-        if !rejected.is_empty() {
-            return Err(SubmitError::Rejected(rejected));
+        match rejected.is_empty() {
+            true => Ok(()),
+            false => Err(SubmitError::Rejected(rejected)),
         }
-        let extracted = self.analyze(submission.image.clone(), &facts).await?;
+    }
+
+    /// Decodes the image once and runs the extractors on it.
+    async fn extract(&self, prepared: &Prepared) -> Result<Extracted, SubmitError> {
+        let extracted = self
+            .analyze(prepared.image.clone(), &prepared.facts)
+            .await?;
         self.metrics
             .stage(metrics::Stage::Decode, None, extracted.decode_time);
         self.metrics
             .stage(metrics::Stage::Extract, None, extracted.extract_time);
-        let full = Facts {
-            labels: &submission.labels,
-            image: &facts,
-            barcodes: &extracted.barcodes,
-        };
-        let started = Instant::now();
-        let rejected = self.violations(&[Stage::Extracted], &full);
-        self.metrics
-            .stage(metrics::Stage::Validate, None, started.elapsed());
-        if !rejected.is_empty() {
-            return Err(SubmitError::Rejected(rejected));
-        }
-        let duplicate_of = self.duplicate_of(&facts.sha256).await?;
+        Ok(extracted)
+    }
+
+    /// The record to store, with the place each actor will keep it.
+    async fn record_of(
+        &self,
+        prepared: Prepared,
+        extracted: Extracted,
+        id: Option<Uuid>,
+    ) -> Result<Record, SubmitError> {
+        let duplicate_of = self.duplicate_of(&prepared.facts.sha256).await?;
         let mut record = Record {
             id: id.unwrap_or_else(Uuid::now_v7),
             pipeline: self.name.clone(),
             // Millisecond precision: what every store (BSON dates among them) keeps.
             received_at: Utc::now().trunc_subsecs(3),
-            labels: submission.labels,
-            image: facts,
+            labels: prepared.labels,
+            image: prepared.facts,
             barcodes: extracted.barcodes,
-            metadata,
+            metadata: prepared.metadata,
             duplicate_of,
             stored: Vec::new(),
         };
@@ -286,7 +349,7 @@ impl Pipeline {
                 location: a.component.location(&record),
             })
             .collect();
-        self.store_everywhere(record, &submission.image).await
+        Ok(record)
     }
 
     /// Same id again: the same content in this pipeline is answered with the stored record;

@@ -4,7 +4,6 @@
 mod jwt;
 pub mod tokens;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::Serialize;
@@ -14,7 +13,7 @@ pub use tokens::Refusal;
 use tokens::TokenStore;
 
 use crate::config::auth::{AuthMode, ReadAccess};
-use crate::config::{ConfigError, Loaded};
+use crate::config::{Config, ConfigError, Loaded, PipelineConfig};
 
 /// Who is calling, as far as the bearer credential tells.
 #[derive(Clone, Debug)]
@@ -50,11 +49,9 @@ pub enum Denied {
     Closed,
 }
 
-/// Authentication (who calls) and authorization (what a caller may do with a pipeline), for
-/// the pipelines' modes: the global `[auth] mode` with a per-pipeline override.
+/// Authentication: who calls, from the bearer credential. What a caller may then do is each
+/// pipeline's [`Access`].
 pub struct Auth {
-    modes: HashMap<String, Access>,
-    default_mode: Access,
     tokens: Option<Arc<TokenStore>>,
     jwt: Option<Arc<JwtVerifier>>,
 }
@@ -62,22 +59,6 @@ pub struct Auth {
 impl Auth {
     pub fn new(loaded: &Loaded) -> Result<Self, ConfigError> {
         let config = &loaded.config;
-        let access = |submit: AuthMode, read: Option<ReadAccess>| Access {
-            submit,
-            read: read.unwrap_or(ReadAccess::following(submit)),
-        };
-        let modes = config
-            .pipelines
-            .iter()
-            .map(|(name, p)| {
-                let submit = p.auth.unwrap_or(config.auth.mode);
-                // A pipeline with its own `auth` guards its reads by it, not by `[auth] read`.
-                let read = p
-                    .read
-                    .or(p.auth.is_none().then_some(config.auth.read).flatten());
-                (name.clone(), access(submit, read))
-            })
-            .collect();
         let tokens = config.uses_auth(AuthMode::Tokens).then(|| {
             Arc::new(TokenStore::new(
                 loaded.base_dir.join(&config.auth.token_file),
@@ -86,16 +67,11 @@ impl Auth {
         let jwt = match config.uses_auth(AuthMode::Jwt) {
             true => Some(Arc::new(
                 JwtVerifier::new(&config.auth.jwt, &loaded.base_dir)
-                    .map_err(|e| ConfigError::key("auth.jwt", e.to_string()))?,
+                    .map_err(|e| ConfigError::component("auth.jwt", e))?,
             )),
             false => None,
         };
-        Ok(Self {
-            modes,
-            default_mode: access(config.auth.mode, config.auth.read),
-            tokens,
-            jwt,
-        })
+        Ok(Self { tokens, jwt })
     }
 
     /// Verifies a bearer credential: a contributor token (`lib_…`) when tokens are used, else
@@ -129,40 +105,57 @@ impl Auth {
             Err(refusal) => Caller::Refused(refusal),
         }
     }
+}
 
-    /// What a pipeline's calls need; a name no pipeline has (a record of a pipeline since
-    /// removed from the config) gets the global settings.
-    pub fn access(&self, pipeline: &str) -> Access {
-        self.modes
-            .get(pipeline)
-            .copied()
-            .unwrap_or(self.default_mode)
+/// What the calls of one pipeline need: the global `[auth]` with the pipeline's override.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Access {
+    pub submit: AuthMode,
+    pub read: ReadAccess,
+}
+
+impl Access {
+    /// The settings of a pipeline the config does not name (a record of a pipeline since
+    /// removed): the global `[auth]`.
+    pub fn global(config: &Config) -> Self {
+        Self::new(config.auth.mode, config.auth.read)
     }
 
-    /// Whether the caller may submit to this pipeline.
-    pub fn authorize(&self, caller: &Caller, pipeline: &str) -> Result<(), Denied> {
-        match self.access(pipeline).submit {
+    /// A pipeline's settings. One with its own `auth` guards its reads by it, not by
+    /// `[auth] read`.
+    pub fn of(config: &Config, pipeline: &PipelineConfig) -> Self {
+        let submit = pipeline.auth.unwrap_or(config.auth.mode);
+        let inherited = pipeline
+            .auth
+            .is_none()
+            .then_some(config.auth.read)
+            .flatten();
+        Self::new(submit, pipeline.read.or(inherited))
+    }
+
+    fn new(submit: AuthMode, read: Option<ReadAccess>) -> Self {
+        Self {
+            submit,
+            read: read.unwrap_or(ReadAccess::following(submit)),
+        }
+    }
+
+    /// Whether the caller may submit to the pipeline named `pipeline`.
+    pub fn authorize_submit(&self, caller: &Caller, pipeline: &str) -> Result<(), Denied> {
+        match self.submit {
             AuthMode::None => Ok(()),
             scheme => allowed(caller, scheme, pipeline),
         }
     }
 
-    /// Whether the caller may read this pipeline's records and images.
+    /// Whether the caller may read the records and images of the pipeline named `pipeline`.
     pub fn authorize_read(&self, caller: &Caller, pipeline: &str) -> Result<(), Denied> {
-        let read = self.access(pipeline).read;
-        match read.scheme() {
+        match self.read.scheme() {
             Some(scheme) => allowed(caller, scheme, pipeline),
-            None if read == ReadAccess::Public => Ok(()),
+            None if self.read == ReadAccess::Public => Ok(()),
             None => Err(Denied::Closed),
         }
     }
-}
-
-/// What the calls of one pipeline need.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-pub struct Access {
-    pub submit: AuthMode,
-    pub read: ReadAccess,
 }
 
 /// Whether a caller holds a credential of this scheme that names the pipeline.

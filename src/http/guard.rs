@@ -9,8 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota};
+use governor::clock::Clock;
+use governor::middleware::NoOpMiddleware;
+use governor::nanos::Nanos;
+use governor::state::keyed::DefaultKeyedStateStore;
+use governor::{Quota, RateLimiter};
 use http_body_util::BodyExt;
 use salvo::http::ReqBody;
 use salvo::http::header::{CONNECTION, CONTENT_LENGTH, EXPECT, HeaderName, HeaderValue, LOCATION};
@@ -21,6 +24,7 @@ use super::codes;
 use super::problem::{InternalCause, Problem};
 use super::table;
 use crate::auth::{Auth, Caller};
+use crate::clock::ServiceClock;
 use crate::config::Config;
 use crate::metrics::Metrics;
 
@@ -160,12 +164,20 @@ impl Handler for DrainUnreadBody {
     }
 }
 
-type Limiter = DefaultKeyedRateLimiter<String>;
+type Limiter =
+    RateLimiter<String, DefaultKeyedStateStore<String>, ServiceClock, NoOpMiddleware<Nanos>>;
 
-fn limiter(requests_per_minute: Option<NonZeroU32>, burst: NonZeroU32) -> Option<Arc<Limiter>> {
+fn limiter(
+    requests_per_minute: Option<NonZeroU32>,
+    burst: NonZeroU32,
+    clock: &ServiceClock,
+) -> Option<Arc<Limiter>> {
     let rate = requests_per_minute?;
-    Some(Arc::new(Limiter::keyed(
-        Quota::per_minute(rate).allow_burst(burst),
+    let quota = Quota::per_minute(rate).allow_burst(burst);
+    Some(Arc::new(Limiter::new(
+        quota,
+        DefaultKeyedStateStore::default(),
+        clock.clone(),
     )))
 }
 
@@ -179,22 +191,23 @@ const SWEEP_EVERY_S: u64 = 60;
 pub struct RateLimits {
     pipelines: HashMap<String, Option<Arc<Limiter>>>,
     trusted_proxies: Vec<IpAddr>,
-    started: Instant,
+    clock: ServiceClock,
     last_sweep_s: AtomicU64,
 }
 
 impl RateLimits {
-    pub fn new(config: &Config) -> Self {
+    pub fn new(config: &Config, clock: &ServiceClock) -> Self {
         let global = limiter(
             config.rate_limit.requests_per_minute,
             config.rate_limit.burst,
+            clock,
         );
         let pipelines = config
             .pipelines
             .iter()
             .map(|(name, p)| {
                 let own = match &p.rate_limit {
-                    Some(quota) => limiter(quota.requests_per_minute, quota.burst),
+                    Some(quota) => limiter(quota.requests_per_minute, quota.burst, clock),
                     None => global.clone(),
                 };
                 (name.clone(), own)
@@ -203,7 +216,7 @@ impl RateLimits {
         Self {
             pipelines,
             trusted_proxies: config.rate_limit.trusted_proxies.clone(),
-            started: Instant::now(),
+            clock: clock.clone(),
             last_sweep_s: AtomicU64::new(0),
         }
     }
@@ -218,7 +231,7 @@ impl RateLimits {
         let Err(not_until) = limiter.check_key(&key) else {
             return Ok(());
         };
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let wait = not_until.wait_time_from(self.clock.now());
         let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
         let detail = format!("too many submissions from this client; retry in {seconds} s");
         Err(Problem::new(codes::RATE_LIMITED, detail).retry_after(seconds.max(1) as u32))
@@ -226,7 +239,7 @@ impl RateLimits {
 
     /// Drops full buckets, at most once per `every`.
     fn sweep(&self, every: Duration) {
-        let now = self.started.elapsed().as_secs();
+        let now = self.clock.elapsed().as_secs();
         let last = self.last_sweep_s.load(Ordering::Relaxed);
         let due = now >= last + every.as_secs();
         if !due
@@ -323,13 +336,14 @@ mod tests {
 
     #[test]
     fn idle_clients_buckets_are_dropped() {
+        let clock = ServiceClock::new();
         let limits = RateLimits {
             pipelines: HashMap::from([(
                 "default".to_owned(),
-                limiter(NonZeroU32::new(600), NonZeroU32::MIN),
+                limiter(NonZeroU32::new(600), NonZeroU32::MIN, &clock),
             )]),
             trusted_proxies: Vec::new(),
-            started: Instant::now(),
+            clock: clock.clone(),
             last_sweep_s: AtomicU64::new(0),
         };
         for i in 0..50 {
@@ -346,7 +360,7 @@ mod tests {
         assert_eq!(held(&limits), 50);
         // At 600 a minute a bucket of one is full again after 100 ms; governor keeps a key
         // one more interval before it counts as fresh.
-        std::thread::sleep(Duration::from_millis(300));
+        clock.advance(Duration::from_millis(300));
         limits.sweep(Duration::ZERO);
         assert_eq!(held(&limits), 0);
     }

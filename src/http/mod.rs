@@ -106,7 +106,7 @@ fn router(app: Arc<App>) -> Router {
                 ),
         );
     let config = &app.loaded.config;
-    let rate_limits = Arc::new(guard::RateLimits::new(config));
+    let rate_limits = Arc::new(guard::RateLimits::new(config, &app.clock));
     let sends = |req: &Request, _: &Depot| !matches!(*req.method(), Method::GET | Method::HEAD);
     let drain = guard::DrainUnreadBody {
         limit: config.server.max_body_bytes,

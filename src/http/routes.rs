@@ -109,13 +109,13 @@ pub async fn submit(
 }
 
 /// Lets a request use a pipeline: the caller must be allowed to, and within its rate.
-fn admit(app: &App, depot: &Depot, pipeline: &str, req: &Request) -> Result<(), Problem> {
+fn admit(depot: &Depot, pipeline: &Pipeline, req: &Request) -> Result<(), Problem> {
     let caller = caller(depot);
-    app.auth.authorize(&caller, pipeline)?;
+    pipeline.authorize_submit(&caller)?;
     let limits = depot
         .get_typed::<Arc<RateLimits>>()
         .expect("the rate limits are injected on the root router");
-    limits.check(pipeline, &caller, req)
+    limits.check(&pipeline.name, &caller, req)
 }
 
 /// Receives the whole body within the server's pace, holding an upload slot (not a slot of
@@ -158,7 +158,7 @@ async fn accept(
         .param::<String>("id")
         .map(|id| parse_id(&id))
         .transpose()?;
-    admit(app, depot, &pipeline.name, req)?;
+    admit(depot, pipeline, req)?;
     let fields = Fields {
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
@@ -220,7 +220,11 @@ async fn readable_record(
     let record = read_any(app, |p| Box::pin(p.record(id))).await?;
     record
         .filter(|r| only.as_ref().is_none_or(|p| p.name == r.pipeline))
-        .filter(|r| app.auth.authorize_read(&caller, &r.pipeline).is_ok())
+        .filter(|r| {
+            app.access(&r.pipeline)
+                .authorize_read(&caller, &r.pipeline)
+                .is_ok()
+        })
         .ok_or_else(|| Problem::new(codes::RECORD_NOT_FOUND, format!("no record with id {id}")))
 }
 
@@ -268,7 +272,7 @@ pub async fn get_image(
         Some(side) => format!("\"{}-{side}\"", record.image.sha256),
         None => format!("\"{}\"", record.image.sha256),
     };
-    let public = app.auth.access(&record.pipeline).read == ReadAccess::Public;
+    let public = app.access(&record.pipeline).read == ReadAccess::Public;
     let cache = match public {
         true => "public, max-age=31536000, immutable",
         false => "private, max-age=31536000, immutable",
@@ -315,13 +319,13 @@ fn listed_pipelines(
     only: Option<&Pipeline>,
 ) -> Result<Vec<String>, Problem> {
     if let Some(pipeline) = only {
-        app.auth.authorize_read(caller, &pipeline.name)?;
+        pipeline.authorize_read(caller)?;
         return Ok(vec![pipeline.name.clone()]);
     }
     let mut readable = Vec::new();
     let mut denials = Vec::new();
-    for name in app.pipelines.keys() {
-        match app.auth.authorize_read(caller, name) {
+    for (name, pipeline) in &app.pipelines {
+        match pipeline.authorize_read(caller) {
             Ok(()) => readable.push(name.clone()),
             Err(denied) => denials.push(denied),
         }
@@ -434,7 +438,7 @@ struct ScanInput {
 pub async fn scan(req: &mut Request, depot: &mut Depot, res: &mut Response) -> Result<(), Problem> {
     let app = app(depot);
     let pipeline = named_pipeline(&app, req)?.unwrap_or_else(|| app.default_pipeline().clone());
-    admit(&app, depot, &pipeline.name, req)?;
+    admit(depot, &pipeline, req)?;
     receive_body(&app, req).await?;
     let _slot = handling_slot(&app)?;
     let inputs = scan_inputs(req, &pipeline, app.loaded.config.server.max_body_bytes).await?;
@@ -570,7 +574,7 @@ fn pipeline_spec(app: &App, pipeline: &Pipeline) -> Value {
         "image_field": pipeline.image_field,
         "labels_field": pipeline.labels_field,
         "label_schema": pipeline.label_schema(),
-        "access": app.auth.access(&pipeline.name),
+        "access": pipeline.access,
         "limits": {
             "max_body_bytes": config.server.max_body_bytes,
             "max_pixels": pipeline.max_pixels(),
