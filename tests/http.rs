@@ -5,7 +5,10 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::{app, body, files, jpeg, png, png_bomb, problem, service, strings_at, symbol, url};
+use common::{
+    Client, EAN, body, ean_png, files, jpeg, json_of, multipart, png, png_bomb, problem, status,
+    strings_at, symbol, url,
+};
 use rxing::BarcodeFormat;
 use salvo::http::header::{CONTENT_TYPE, LOCATION};
 use salvo::prelude::*;
@@ -13,77 +16,20 @@ use salvo::test::{ResponseExt, TestClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-const EAN: &str = "5449000000996";
-
-fn ean_png() -> Vec<u8> {
-    png(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160))
-}
-
 /// Records of open pipelines are not readable unless the config says so.
-const PUBLIC_READS: &str = "[auth]\nread = \"public\"\n";
-
-/// POSTs a JSON body to a path of the in-process service.
-async fn post_json(service: &Service, path: &str, value: &Value) -> Response {
-    TestClient::post(url(path)).json(value).send(service).await
-}
-
-/// POSTs a multipart form: the image as a file part named `image`, then each text field.
-/// A multipart body of these parts (name, filename for a file part, bytes), in order, and
-/// its content type.
-fn multipart(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
-    let boundary = "XlibrarianX";
-    let mut form = Vec::new();
-    for (name, filename, bytes) in parts {
-        let head = match filename {
-            Some(file) => format!(
-                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            ),
-            None => {
-                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n")
-            }
-        };
-        form.extend_from_slice(head.as_bytes());
-        form.extend_from_slice(bytes);
-        form.extend_from_slice(b"\r\n");
-    }
-    form.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), form)
-}
-
-/// POSTs a multipart form: the image as a file part named `image`, then each text field.
-async fn post_form(
-    service: &Service,
-    path: &str,
-    image: &[u8],
-    fields: &[(&str, &str)],
-) -> Response {
-    let mut parts = vec![("image", Some("a.png"), image)];
-    parts.extend(
-        fields
-            .iter()
-            .map(|(name, value)| (*name, None, value.as_bytes())),
-    );
-    let (content_type, form) = multipart(&parts);
-    TestClient::post(url(path))
-        .add_header(CONTENT_TYPE, content_type, true)
-        .body(form)
-        .send(service)
-        .await
-}
-
-async fn json_of(res: &mut Response) -> Value {
-    res.take_json().await.expect("a JSON body")
-}
+const PUBLIC_READS: &str = r#"
+[auth]
+read = "public"
+"#;
 
 #[tokio::test]
 async fn put_stores_once_and_a_retry_answers_the_same_record() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let id = Uuid::new_v4();
     let request = body(&ean_png(), json!({"class": 1}));
-    let mut res = TestClient::put(url(&format!("/api/v1/submissions/{id}")))
-        .json(&request)
-        .send(&service)
+    let mut res = client
+        .send(TestClient::put(url(&format!("/api/v1/submissions/{id}"))).json(&request))
         .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     assert_eq!(
@@ -106,9 +52,8 @@ async fn put_stores_once_and_a_retry_answers_the_same_record() {
         .collect();
     assert_eq!(names, [format!("{id}.json"), format!("{id}.png")]);
 
-    let mut again = TestClient::put(url(&format!("/api/v1/submissions/{id}")))
-        .json(&request)
-        .send(&service)
+    let mut again = client
+        .send(TestClient::put(url(&format!("/api/v1/submissions/{id}"))).json(&request))
         .await;
     assert_eq!(again.status_code, Some(StatusCode::OK));
     assert_eq!(json_of(&mut again).await, record);
@@ -118,17 +63,15 @@ async fn put_stores_once_and_a_retry_answers_the_same_record() {
 #[tokio::test]
 async fn the_same_id_with_other_content_is_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let path = url(&format!("/api/v1/submissions/{}", Uuid::new_v4()));
-    let first = TestClient::put(&path)
-        .json(&body(&ean_png(), json!({"class": 1})))
-        .send(&service)
+    let first = client
+        .send(TestClient::put(&path).json(&body(&ean_png(), json!({"class": 1}))))
         .await;
     assert_eq!(first.status_code, Some(StatusCode::CREATED));
     let before = files(&dir.path().join("data"));
-    let mut res = TestClient::put(&path)
-        .json(&body(&ean_png(), json!({"class": 2})))
-        .send(&service)
+    let mut res = client
+        .send(TestClient::put(&path).json(&body(&ean_png(), json!({"class": 2}))))
         .await;
     problem(&mut res, 409, "submission.conflict").await;
     assert_eq!(files(&dir.path().join("data")), before);
@@ -137,21 +80,17 @@ async fn the_same_id_with_other_content_is_a_conflict() {
 #[tokio::test]
 async fn post_chooses_a_time_ordered_id_and_reports_a_duplicate_image() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
-    let mut first = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&ean_png(), json!({})),
-    )
-    .await;
+    let client = Client::start(dir.path(), "").await;
+    let mut first = client
+        .post_json("/api/v1/submissions", &body(&ean_png(), json!({})))
+        .await;
     assert_eq!(first.status_code, Some(StatusCode::CREATED));
     let first = json_of(&mut first).await;
     let id: Uuid = first["id"].as_str().unwrap().parse().unwrap();
     assert_eq!(id.get_version_num(), 7);
     assert!(first.get("duplicate_of").is_none());
-    let mut second = TestClient::put(url("/api/v1/submissions"))
-        .json(&body(&ean_png(), json!({})))
-        .send(&service)
+    let mut second = client
+        .send(TestClient::put(url("/api/v1/submissions")).json(&body(&ean_png(), json!({}))))
         .await;
     assert_eq!(second.status_code, Some(StatusCode::CREATED));
     assert_eq!(json_of(&mut second).await["duplicate_of"], first["id"]);
@@ -161,17 +100,17 @@ async fn post_chooses_a_time_ordered_id_and_reports_a_duplicate_image() {
 #[tokio::test]
 async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let image = ean_png();
 
     let labels = r#"{"color": "red", "class": 9}"#;
-    let mut res = post_form(
-        &service,
-        "/api/v1/submissions?class=3&filename=a.jpg&ok=true",
-        &image,
-        &[("labels", labels)],
-    )
-    .await;
+    let mut res = client
+        .post_form(
+            "/api/v1/submissions?class=3&filename=a.jpg&ok=true",
+            &image,
+            &[("labels", labels)],
+        )
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let record = json_of(&mut res).await;
     assert_eq!(
@@ -180,16 +119,20 @@ async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
     );
     assert_eq!(record["barcodes"][0]["text"], EAN);
 
-    let mut raw = TestClient::post(url("/api/v1/submissions?class=3"))
-        .add_header(CONTENT_TYPE, "image/png", true)
-        .body(image.clone())
-        .send(&service)
+    let mut raw = client
+        .send(
+            TestClient::post(url("/api/v1/submissions?class=3"))
+                .add_header(CONTENT_TYPE, "image/png", true)
+                .body(image.clone()),
+        )
         .await;
     assert_eq!(raw.status_code, Some(StatusCode::CREATED));
     assert_eq!(json_of(&mut raw).await["labels"], json!({"class": 3}));
 
     let data_url = format!("data:image/png;base64,{}", STANDARD.encode(&image));
-    let mut res = post_json(&service, "/api/v1/submissions", &json!({"image": data_url})).await;
+    let mut res = client
+        .post_json("/api/v1/submissions", &json!({"image": data_url}))
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     assert_eq!(json_of(&mut res).await["barcodes"][0]["text"], EAN);
 }
@@ -197,12 +140,14 @@ async fn multipart_raw_and_data_url_bodies_merge_typed_query_labels() {
 #[tokio::test]
 async fn query_labels_keep_every_digit_without_a_schema() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let query = "gtin=0012345678905&big=99999999999999999999&exp=1e5&class=3&ratio=2.5&ok=true";
-    let mut res = TestClient::post(url(&format!("/api/v1/submissions?{query}")))
-        .add_header(CONTENT_TYPE, "image/png", true)
-        .body(ean_png())
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url(&format!("/api/v1/submissions?{query}")))
+                .add_header(CONTENT_TYPE, "image/png", true)
+                .body(ean_png()),
+        )
         .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let labels = json_of(&mut res).await["labels"].clone();
@@ -225,15 +170,15 @@ actors = ["disk"]
 kind = "json-schema"
 schema = { type = "object", required = ["gtin"], properties = { gtin = { type = "string" }, count = { type = "integer" } } }
 "#;
-    let service = service(dir.path(), extra).await;
+    let client = Client::start(dir.path(), extra).await;
     let fields = [("gtin", "8413000065504"), ("count", "2")];
-    let mut res = post_form(
-        &service,
-        "/api/v1/pipelines/products/submissions",
-        &ean_png(),
-        &fields,
-    )
-    .await;
+    let mut res = client
+        .post_form(
+            "/api/v1/pipelines/products/submissions",
+            &ean_png(),
+            &fields,
+        )
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let labels = json_of(&mut res).await["labels"].clone();
     assert_eq!(labels, json!({"gtin": "8413000065504", "count": 2}));
@@ -242,14 +187,13 @@ schema = { type = "object", required = ["gtin"], properties = { gtin = { type = 
 #[tokio::test]
 async fn json_numbers_are_kept_exactly_or_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let image = STANDARD.encode(ean_png());
     let exact = format!(
         r#"{{"image": "{image}", "labels": {{"max": 9223372036854775807, "min": -9223372036854775808, "f": 0.1}}}}"#
     );
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .raw_json(exact)
-        .send(&service)
+    let mut res = client
+        .send(TestClient::post(url("/api/v1/submissions")).raw_json(exact))
         .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let record: Value = res.take_json().await.unwrap();
@@ -262,9 +206,8 @@ async fn json_numbers_are_kept_exactly_or_refused() {
     )
     .unwrap();
     for body in [wide, as_text] {
-        let mut res = TestClient::post(url("/api/v1/submissions"))
-            .raw_json(body)
-            .send(&service)
+        let mut res = client
+            .send(TestClient::post(url("/api/v1/submissions")).raw_json(body))
             .await;
         let problem = problem(&mut res, 422, "labels.integer_too_wide").await;
         assert!(
@@ -275,7 +218,9 @@ async fn json_numbers_are_kept_exactly_or_refused() {
         );
     }
     let parts = [("labels", r#"{"code": -99999999999999999999}"#)];
-    let mut res = post_form(&service, "/api/v1/submissions", &ean_png(), &parts).await;
+    let mut res = client
+        .post_form("/api/v1/submissions", &ean_png(), &parts)
+        .await;
     problem(&mut res, 422, "labels.integer_too_wide").await;
     assert_eq!(
         files(&dir.path().join("data")).len(),
@@ -316,57 +261,59 @@ fn nested_labels(levels: usize) -> Value {
 #[tokio::test]
 async fn labels_that_could_not_be_read_back_are_refused_on_every_path() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), PUBLIC_READS).await;
+    let client = Client::start(dir.path(), PUBLIC_READS).await;
     let deep = nested_labels(127).to_string();
-    let mut as_string = post_json(
-        &service,
-        "/api/v1/submissions",
-        &json!({"image": STANDARD.encode(ean_png()), "labels": deep}),
-    )
-    .await;
+    let mut as_string = client
+        .post_json(
+            "/api/v1/submissions",
+            &json!({"image": STANDARD.encode(ean_png()), "labels": deep}),
+        )
+        .await;
     problem(&mut as_string, 422, "labels.too_deep").await;
-    let mut as_part = post_form(
-        &service,
-        "/api/v1/submissions",
-        &ean_png(),
-        &[("labels", &deep)],
-    )
-    .await;
+    let mut as_part = client
+        .post_form("/api/v1/submissions", &ean_png(), &[("labels", &deep)])
+        .await;
     problem(&mut as_part, 422, "labels.too_deep").await;
     assert!(files(&dir.path().join("data")).is_empty(), "nothing stored");
 
-    let mut deepest = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&ean_png(), nested_labels(32)),
-    )
-    .await;
+    let mut deepest = client
+        .post_json("/api/v1/submissions", &body(&ean_png(), nested_labels(32)))
+        .await;
     assert_eq!(deepest.status_code, Some(StatusCode::CREATED));
     let id = json_of(&mut deepest).await["id"]
         .as_str()
         .unwrap()
         .to_owned();
-    let read = TestClient::get(url(&format!("/api/v1/submissions/{id}")))
-        .send(&service)
-        .await;
+    let read = client.get(&format!("/api/v1/submissions/{id}")).await;
     assert_eq!(read.status_code, Some(StatusCode::OK), "a 201 reads back");
 }
 
 #[tokio::test]
 async fn labels_over_max_label_bytes_are_a_413() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "[server]\nmax_label_bytes = 1000\n").await;
-    let labels = json!({"note": "x".repeat(2000)});
-    let mut res = post_json(&service, "/api/v1/submissions", &body(&ean_png(), labels)).await;
-    problem(&mut res, 413, "labels.too_large").await;
-    let mut query = TestClient::post(url(&format!(
-        "/api/v1/submissions?note={}",
-        "y".repeat(2000)
-    )))
-    .add_header(CONTENT_TYPE, "image/png", true)
-    .body(ean_png())
-    .send(&service)
+    let client = Client::start(
+        dir.path(),
+        r#"
+[server]
+max_label_bytes = 1000
+"#,
+    )
     .await;
+    let labels = json!({"note": "x".repeat(2000)});
+    let mut res = client
+        .post_json("/api/v1/submissions", &body(&ean_png(), labels))
+        .await;
+    problem(&mut res, 413, "labels.too_large").await;
+    let mut query = client
+        .send(
+            TestClient::post(url(&format!(
+                "/api/v1/submissions?note={}",
+                "y".repeat(2000)
+            )))
+            .add_header(CONTENT_TYPE, "image/png", true)
+            .body(ean_png()),
+        )
+        .await;
     problem(&mut query, 413, "labels.too_large").await;
     assert!(files(&dir.path().join("data")).is_empty());
 }
@@ -374,17 +321,22 @@ async fn labels_over_max_label_bytes_are_a_413() {
 #[tokio::test]
 async fn a_pipelines_records_are_listed_under_its_own_route() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(
+    let client = Client::start(
         dir.path(),
-        "[auth]\nread = \"public\"\n[pipelines.other]\nactors = [\"disk\"]\n",
+        r#"
+[auth]
+read = "public"
+[pipelines.other]
+actors = ["disk"]
+"#,
     )
     .await;
     for path in ["/api/v1/submissions", "/api/v1/pipelines/other/submissions"] {
-        let res = post_json(&service, path, &body(&ean_png(), json!({}))).await;
+        let res = client.post_json(path, &body(&ean_png(), json!({}))).await;
         assert_eq!(res.status_code, Some(StatusCode::CREATED));
     }
-    let mut res = TestClient::get(url("/api/v1/pipelines/other/submissions?limit=1"))
-        .send(&service)
+    let mut res = client
+        .get("/api/v1/pipelines/other/submissions?limit=1")
         .await;
     let page = json_of(&mut res).await;
     assert_eq!(page["records"].as_array().unwrap().len(), 1);
@@ -394,16 +346,14 @@ async fn a_pipelines_records_are_listed_under_its_own_route() {
         next.starts_with("/api/v1/pipelines/other/submissions?limit=1&before="),
         "{next}"
     );
-    let mut missing = TestClient::get(url("/api/v1/pipelines/nope/submissions"))
-        .send(&service)
-        .await;
+    let mut missing = client.get("/api/v1/pipelines/nope/submissions").await;
     problem(&mut missing, 404, "pipeline.not_found").await;
 }
 
 #[tokio::test]
 async fn malformed_input_is_a_400_and_nothing_is_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let submit = || TestClient::post(url("/api/v1/submissions"));
     let cases: Vec<(salvo::test::RequestBuilder, &str)> = vec![
         (submit().raw_json("{\"image\": "), "body.malformed_json"),
@@ -432,7 +382,7 @@ async fn malformed_input_is_a_400_and_nothing_is_stored() {
         ),
     ];
     for (request, code) in cases {
-        let mut res = request.send(&service).await;
+        let mut res = client.send(request).await;
         problem(&mut res, 400, code).await;
     }
     assert!(files(&dir.path().join("data")).is_empty());
@@ -441,29 +391,26 @@ async fn malformed_input_is_a_400_and_nothing_is_stored() {
 #[tokio::test]
 async fn unknown_pipelines_records_and_routes_are_404() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
-    let mut res = post_json(
-        &service,
-        "/api/v1/pipelines/nope/submissions",
-        &body(&ean_png(), json!({})),
-    )
-    .await;
+    let client = Client::start(dir.path(), "").await;
+    let mut res = client
+        .post_json(
+            "/api/v1/pipelines/nope/submissions",
+            &body(&ean_png(), json!({})),
+        )
+        .await;
     problem(&mut res, 404, "pipeline.not_found").await;
-    let mut res = TestClient::get(url(&format!("/api/v1/submissions/{}", Uuid::new_v4())))
-        .send(&service)
+    let mut res = client
+        .get(&format!("/api/v1/submissions/{}", Uuid::new_v4()))
         .await;
     problem(&mut res, 404, "record.not_found").await;
-    let mut res = TestClient::get(url(&format!(
-        "/api/v1/submissions/{}/image",
-        Uuid::new_v4()
-    )))
-    .send(&service)
-    .await;
+    let mut res = client
+        .get(&format!("/api/v1/submissions/{}/image", Uuid::new_v4()))
+        .await;
     problem(&mut res, 404, "record.not_found").await;
-    let mut res = TestClient::get(url("/api/v2/nothing")).send(&service).await;
+    let mut res = client.get("/api/v2/nothing").await;
     problem(&mut res, 404, "route.not_found").await;
-    let mut res = TestClient::delete(url("/api/v1/submissions"))
-        .send(&service)
+    let mut res = client
+        .send(TestClient::delete(url("/api/v1/submissions")))
         .await;
     problem(&mut res, 405, "route.method_not_allowed").await;
     assert_eq!(res.headers()["allow"], "GET, HEAD, POST, PUT");
@@ -473,7 +420,7 @@ async fn unknown_pipelines_records_and_routes_are_404() {
 #[tokio::test]
 async fn a_known_path_asked_with_another_method_says_which_it_answers() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     for (method, path, allow) in [
         ("TRACE", "/healthz".to_owned(), "GET, HEAD"),
         ("GET", "/api/v1/scan".to_owned(), "POST"),
@@ -485,20 +432,20 @@ async fn a_known_path_asked_with_another_method_says_which_it_answers() {
     ] {
         let request = TestClient::get(url(&path));
         let mut res = match method {
-            "GET" => request.send(&service).await,
-            "DELETE" => TestClient::delete(url(&path)).send(&service).await,
+            "GET" => client.send(request).await,
+            "DELETE" => client.send(TestClient::delete(url(&path))).await,
             _ => {
                 let mut req = request.build();
                 *req.method_mut() = salvo::http::Method::TRACE;
-                service.handle(req).await
+                librarian::http::service(client.app.clone())
+                    .handle(req)
+                    .await
             }
         };
         problem(&mut res, 405, "route.method_not_allowed").await;
         assert_eq!(res.headers()["allow"], allow, "{method} {path}");
     }
-    let res = TestClient::options(url("/api/v1/scan"))
-        .send(&service)
-        .await;
+    let res = client.send(TestClient::options(url("/api/v1/scan"))).await;
     assert_eq!(
         res.status_code,
         Some(StatusCode::NO_CONTENT),
@@ -510,16 +457,22 @@ async fn a_known_path_asked_with_another_method_says_which_it_answers() {
 #[tokio::test]
 async fn a_body_over_the_configured_limit_is_a_413() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "[server]\nmax_body_bytes = 2000\n").await;
+    let client = Client::start(
+        dir.path(),
+        r#"
+[server]
+max_body_bytes = 2000
+"#,
+    )
+    .await;
     let big = body(&vec![7u8; 5000], json!({}));
-    let mut res = post_json(&service, "/api/v1/submissions", &big).await;
+    let mut res = client.post_json("/api/v1/submissions", &big).await;
     let problem_body = problem(&mut res, 413, "body.too_large").await;
     assert!(problem_body["detail"].as_str().unwrap().contains("2000"));
-    let mut raw = TestClient::post(url("/api/v1/submissions"))
+    let raw = TestClient::post(url("/api/v1/submissions"))
         .add_header(CONTENT_TYPE, "image/png", true)
-        .body(vec![0u8; 3000])
-        .send(&service)
-        .await;
+        .body(vec![0u8; 3000]);
+    let mut raw = client.send(raw).await;
     problem(&mut raw, 413, "body.too_large").await;
     assert!(files(&dir.path().join("data")).is_empty());
 }
@@ -527,44 +480,49 @@ async fn a_body_over_the_configured_limit_is_a_413() {
 #[tokio::test]
 async fn what_is_not_an_accepted_image_is_a_415() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[pipelines.jpeg-only]\nvalidators = [\"jpeg\"]\nactors = [\"disk\"]\n[validators.jpeg]\nkind = \"image\"\nformats = [\"jpeg\"]\n";
-    let service = service(dir.path(), extra).await;
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .text("hello")
-        .send(&service)
+    let extra = r#"
+[pipelines.jpeg-only]
+validators = ["jpeg"]
+actors = ["disk"]
+[validators.jpeg]
+kind = "image"
+formats = ["jpeg"]
+"#;
+    let client = Client::start(dir.path(), extra).await;
+    let mut res = client
+        .send(TestClient::post(url("/api/v1/submissions")).text("hello"))
         .await;
     problem(&mut res, 415, "body.unsupported_type").await;
-    let mut res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(b"\x89PNG\r\n\x1a\n but no chunk follows", json!({})),
-    )
-    .await;
+    let mut res = client
+        .post_json(
+            "/api/v1/submissions",
+            &body(b"\x89PNG\r\n\x1a\n but no chunk follows", json!({})),
+        )
+        .await;
     problem(&mut res, 415, "image.undecodable").await;
-    let mut res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&[0x13u8; 64], json!({})),
-    )
-    .await;
+    let mut res = client
+        .post_json("/api/v1/submissions", &body(&[0x13u8; 64], json!({})))
+        .await;
     problem(&mut res, 415, "image.unknown_format").await;
     let photo = jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160));
     let truncated = &photo[..photo.len() / 2];
-    let mut res = post_json(&service, "/api/v1/submissions", &body(truncated, json!({}))).await;
+    let mut res = client
+        .post_json("/api/v1/submissions", &body(truncated, json!({})))
+        .await;
     problem(&mut res, 415, "image.undecodable").await;
-    let mut res = post_json(
-        &service,
-        "/api/v1/pipelines/jpeg-only/submissions",
-        &body(&ean_png(), json!({})),
-    )
-    .await;
+    let mut res = client
+        .post_json(
+            "/api/v1/pipelines/jpeg-only/submissions",
+            &body(&ean_png(), json!({})),
+        )
+        .await;
     problem(&mut res, 415, "image.format_not_allowed").await;
-    let ok = post_json(
-        &service,
-        "/api/v1/pipelines/jpeg-only/submissions",
-        &body(&photo, json!({})),
-    )
-    .await;
+    let ok = client
+        .post_json(
+            "/api/v1/pipelines/jpeg-only/submissions",
+            &body(&photo, json!({})),
+        )
+        .await;
     assert_eq!(ok.status_code, Some(StatusCode::CREATED));
     assert_eq!(
         files(&dir.path().join("data")).len(),
@@ -601,17 +559,17 @@ kind = "label-matches"
 label = "gtin"
 check = "gtin"
 "#;
-    let service = service(dir.path(), extra).await;
+    let client = Client::start(dir.path(), extra).await;
     let tiny = png(&image::GrayImage::from_pixel(40, 40, image::Luma([255])));
-    let mut res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(
-            &tiny,
-            json!({"class": "three", "box": {"x": 0, "y": 0, "w": 500, "h": 10}}),
-        ),
-    )
-    .await;
+    let mut res = client
+        .post_json(
+            "/api/v1/submissions",
+            &body(
+                &tiny,
+                json!({"class": "three", "box": {"x": 0, "y": 0, "w": 500, "h": 10}}),
+            ),
+        )
+        .await;
     let cheap = problem(&mut res, 422, "validation.failed").await;
     let named: Vec<(&str, &str)> = cheap["errors"]
         .as_array()
@@ -635,12 +593,11 @@ check = "gtin"
     );
     assert_eq!(cheap["errors"][0]["path"], "/class");
 
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(
+    let mut res = client
+        .send(TestClient::post(url("/api/v1/submissions")).json(&body(
             &ean_png(),
             json!({"class": 1, "gtin": "4006381333931"}),
-        ))
-        .send(&service)
+        )))
         .await;
     let late = problem(&mut res, 422, "validation.failed").await;
     let named = strings_at(&late["errors"], "code");
@@ -663,30 +620,26 @@ check = "gtin"
 #[tokio::test]
 async fn hostile_images_cost_one_4xx_and_the_service_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
-    let mut res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&png_bomb(), json!({})),
-    )
-    .await;
+    let client = Client::start(dir.path(), "").await;
+    let mut res = client
+        .post_json("/api/v1/submissions", &body(&png_bomb(), json!({})))
+        .await;
     let bomb = problem(&mut res, 422, "validation.failed").await;
     assert_eq!(bomb["errors"][0]["code"], "image.too_many_pixels");
     let garbage: Vec<u8> = (0..4096u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
         .collect();
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .add_header(CONTENT_TYPE, "image/jpeg", true)
-        .body(garbage)
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/submissions"))
+                .add_header(CONTENT_TYPE, "image/jpeg", true)
+                .body(garbage),
+        )
         .await;
     problem(&mut res, 415, "image.unknown_format").await;
-    let res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&ean_png(), json!({})),
-    )
-    .await;
+    let res = client
+        .post_json("/api/v1/submissions", &body(&ean_png(), json!({})))
+        .await;
     assert_eq!(
         res.status_code,
         Some(StatusCode::CREATED),
@@ -698,7 +651,7 @@ async fn hostile_images_cost_one_4xx_and_the_service_keeps_serving() {
 #[tokio::test]
 async fn records_images_and_history_read_back_newest_first() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), PUBLIC_READS).await;
+    let client = Client::start(dir.path(), PUBLIC_READS).await;
     let mut ids = Vec::new();
     for class in 0..3 {
         let image = png(&symbol(
@@ -707,46 +660,40 @@ async fn records_images_and_history_read_back_newest_first() {
             120,
             120,
         ));
-        let mut res = post_json(
-            &service,
-            "/api/v1/submissions",
-            &body(&image, json!({"class": class})),
-        )
-        .await;
+        let mut res = client
+            .post_json(
+                "/api/v1/submissions",
+                &body(&image, json!({"class": class})),
+            )
+            .await;
         ids.push(json_of(&mut res).await["id"].as_str().unwrap().to_owned());
     }
-    let mut record = TestClient::get(url(&format!("/api/v1/submissions/{}", ids[1])))
-        .send(&service)
-        .await;
+    let mut record = client.get(&format!("/api/v1/submissions/{}", ids[1])).await;
     assert_eq!(json_of(&mut record).await["labels"]["class"], 1);
-    let mut image = TestClient::get(url(&format!("/api/v1/submissions/{}/image", ids[1])))
-        .send(&service)
+    let mut image = client
+        .get(&format!("/api/v1/submissions/{}/image", ids[1]))
         .await;
     assert_eq!(image.headers().get(CONTENT_TYPE).unwrap(), "image/png");
     let bytes = image.take_bytes(None).await.unwrap();
     assert!(bytes.starts_with(b"\x89PNG"));
 
-    let mut page = TestClient::get(url("/api/v1/submissions?limit=2"))
-        .send(&service)
-        .await;
+    let mut page = client.get("/api/v1/submissions?limit=2").await;
     let page = json_of(&mut page).await;
     let listed = strings_at(&page["records"], "id");
     assert_eq!(listed, [ids[2].as_str(), ids[1].as_str()]);
     let next = page["next"].as_str().unwrap();
-    let mut rest = TestClient::get(url(next)).send(&service).await;
+    let mut rest = client.get(next).await;
     let rest = json_of(&mut rest).await;
     assert_eq!(rest["records"][0]["id"], ids[0]);
     assert_eq!(rest["next"], Value::Null);
-    let mut bad = TestClient::get(url("/api/v1/submissions?limit=0"))
-        .send(&service)
-        .await;
+    let mut bad = client.get("/api/v1/submissions?limit=0").await;
     problem(&mut bad, 400, "query.invalid").await;
 }
 
 #[tokio::test]
 async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let qr = png(&symbol(
         BarcodeFormat::QR_CODE,
         "https://example.org/a",
@@ -754,7 +701,7 @@ async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
         150,
     ));
     let images = json!({"images": [STANDARD.encode(ean_png()), STANDARD.encode(qr), STANDARD.encode(b"nope")]});
-    let mut res = post_json(&service, "/api/v1/scan", &images).await;
+    let mut res = client.post_json("/api/v1/scan", &images).await;
     assert_eq!(res.status_code, Some(StatusCode::OK));
     let results = json_of(&mut res).await["results"].clone();
     assert_eq!(results[0]["barcodes"][0]["text"], EAN);
@@ -768,14 +715,14 @@ async fn scan_reads_many_images_in_parallel_and_stores_nothing() {
 #[tokio::test]
 async fn null_labels_are_no_labels_in_every_body() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let photo = ean_png();
-    let mut res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &json!({"image": STANDARD.encode(&photo), "labels": null}),
-    )
-    .await;
+    let mut res = client
+        .post_json(
+            "/api/v1/submissions",
+            &json!({"image": STANDARD.encode(&photo), "labels": null}),
+        )
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     assert_eq!(json_of(&mut res).await["labels"], json!({}));
     let (content_type, form) = multipart(&[
@@ -783,10 +730,12 @@ async fn null_labels_are_no_labels_in_every_body() {
         ("labels", None, b"null"),
         ("shelf", None, b"3"),
     ]);
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .add_header(CONTENT_TYPE, &content_type, true)
-        .body(form)
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/submissions"))
+                .add_header(CONTENT_TYPE, &content_type, true)
+                .body(form),
+        )
         .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     assert_eq!(json_of(&mut res).await["labels"], json!({"shelf": 3}));
@@ -798,16 +747,18 @@ async fn null_labels_are_no_labels_in_every_body() {
 #[tokio::test]
 async fn requests_the_document_refuses_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let photo = png(&symbol(BarcodeFormat::QR_CODE, "named", 120, 120));
     for name in ["", "gr\u{f6}\u{df}e", "tab\there"] {
         let (content_type, form) =
             multipart(&[("image", Some("a.png"), &photo), (name, None, b"a label")]);
         for path in ["/api/v1/submissions", "/api/v1/scan"] {
-            let mut res = TestClient::post(url(path))
-                .add_header(CONTENT_TYPE, &content_type, true)
-                .body(form.clone())
-                .send(&service)
+            let mut res = client
+                .send(
+                    TestClient::post(url(path))
+                        .add_header(CONTENT_TYPE, &content_type, true)
+                        .body(form.clone()),
+                )
                 .await;
             problem(&mut res, 400, "body.malformed_multipart").await;
         }
@@ -818,15 +769,17 @@ async fn requests_the_document_refuses_are_refused() {
         ("image", Some("a.png"), &photo),
         ("second", Some("b.png"), b""),
     ]);
-    let mut res = TestClient::post(url("/api/v1/scan"))
-        .add_header(CONTENT_TYPE, &content_type, true)
-        .body(form)
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/scan"))
+                .add_header(CONTENT_TYPE, &content_type, true)
+                .body(form),
+        )
         .await;
     problem(&mut res, 400, "image.missing").await;
 
     let both = json!({"images": [STANDARD.encode(&photo)], "image": "%%"});
-    let mut res = post_json(&service, "/api/v1/scan", &both).await;
+    let mut res = client.post_json("/api/v1/scan", &both).await;
     let said = problem(&mut res, 400, "body.malformed_json").await;
     assert!(
         said["detail"].as_str().unwrap().contains("not both"),
@@ -837,7 +790,7 @@ async fn requests_the_document_refuses_are_refused() {
 #[tokio::test]
 async fn scan_answers_in_the_order_sent_naming_each_part() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let codes: Vec<Vec<u8>> = ["d", "a", "c", "b"]
         .iter()
         .map(|t| {
@@ -858,10 +811,12 @@ async fn scan_answers_in_the_order_sent_naming_each_part() {
     ];
     let (content_type, form) = multipart(&parts);
     for _ in 0..3 {
-        let mut res = TestClient::post(url("/api/v1/scan"))
-            .add_header(CONTENT_TYPE, &content_type, true)
-            .body(form.clone())
-            .send(&service)
+        let mut res = client
+            .send(
+                TestClient::post(url("/api/v1/scan"))
+                    .add_header(CONTENT_TYPE, &content_type, true)
+                    .body(form.clone()),
+            )
             .await;
         assert_eq!(res.status_code, Some(StatusCode::OK));
         let results = json_of(&mut res).await["results"].clone();
@@ -885,10 +840,12 @@ async fn scan_answers_in_the_order_sent_naming_each_part() {
         assert_eq!(seen, expected);
     }
     let images = json!({"images": [STANDARD.encode(&codes[1])]});
-    let mut res = TestClient::post(url("/api/v1/scan"))
-        .add_header(CONTENT_TYPE, "application/vnd.example+json", true)
-        .body(images.to_string())
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/scan"))
+                .add_header(CONTENT_TYPE, "application/vnd.example+json", true)
+                .body(images.to_string()),
+        )
         .await;
     assert_eq!(
         res.status_code,
@@ -903,11 +860,16 @@ async fn scan_answers_in_the_order_sent_naming_each_part() {
 #[tokio::test]
 async fn pipelines_describe_their_schema_and_limits() {
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[pipelines.products]\nvalidators = [\"labels\"]\nactors = [\"disk\"]\n[validators.labels]\nkind = \"json-schema\"\nschema = { type = \"object\", properties = { class = { type = \"integer\" } } }\n";
-    let service = service(dir.path(), extra).await;
-    let mut list = TestClient::get(url("/api/v1/pipelines"))
-        .send(&service)
-        .await;
+    let extra = r#"
+[pipelines.products]
+validators = ["labels"]
+actors = ["disk"]
+[validators.labels]
+kind = "json-schema"
+schema = { type = "object", properties = { class = { type = "integer" } } }
+"#;
+    let client = Client::start(dir.path(), extra).await;
+    let mut list = client.get("/api/v1/pipelines").await;
     let names: Vec<String> = json_of(&mut list).await["pipelines"]
         .as_array()
         .unwrap()
@@ -915,9 +877,7 @@ async fn pipelines_describe_their_schema_and_limits() {
         .map(|p| p["name"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(names, ["default", "products"]);
-    let mut one = TestClient::get(url("/api/v1/pipelines/products"))
-        .send(&service)
-        .await;
+    let mut one = client.get("/api/v1/pipelines/products").await;
     let spec = json_of(&mut one).await;
     assert_eq!(
         spec["label_schema"]["properties"]["class"]["type"],
@@ -930,7 +890,7 @@ async fn pipelines_describe_their_schema_and_limits() {
 #[tokio::test]
 async fn health_docs_and_cors_preflight() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     for path in [
         "/healthz",
         "/readyz",
@@ -940,16 +900,18 @@ async fn health_docs_and_cors_preflight() {
         "/assets/app.js",
         "/assets/app.css",
     ] {
-        let res = TestClient::get(url(path)).send(&service).await;
+        let res = client.get(path).await;
         assert_eq!(res.status_code, Some(StatusCode::OK), "{path}");
     }
-    let mut ready = TestClient::get(url("/readyz")).send(&service).await;
+    let mut ready = client.get("/readyz").await;
     assert_eq!(json_of(&mut ready).await["actors"]["disk"], "ready");
-    let preflight = TestClient::options(url(&format!("/api/v1/submissions/{}", Uuid::new_v4())))
-        .add_header("origin", "http://labeller.example", true)
-        .add_header("access-control-request-method", "PUT", true)
-        .add_header("access-control-request-headers", "content-type", true)
-        .send(&service)
+    let preflight = client
+        .send(
+            TestClient::options(url(&format!("/api/v1/submissions/{}", Uuid::new_v4())))
+                .add_header("origin", "http://labeller.example", true)
+                .add_header("access-control-request-method", "PUT", true)
+                .add_header("access-control-request-headers", "content-type", true),
+        )
         .await;
     assert_eq!(
         preflight
@@ -971,8 +933,8 @@ async fn health_docs_and_cors_preflight() {
 #[tokio::test]
 async fn the_openapi_document_lists_every_route() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
-    let mut res = TestClient::get(url("/openapi.json")).send(&service).await;
+    let client = Client::start(dir.path(), "").await;
+    let mut res = client.get("/openapi.json").await;
     let doc = json_of(&mut res).await;
     let id = Uuid::new_v4();
     for (path, method) in [
@@ -1003,7 +965,7 @@ async fn the_openapi_document_lists_every_route() {
             "put" => TestClient::put(url(&concrete)),
             _ => TestClient::post(url(&concrete)),
         };
-        let mut res = request.json(&json!({})).send(&service).await;
+        let mut res = client.send(request.json(&json!({}))).await;
         if res.status_code == Some(StatusCode::NOT_FOUND) {
             assert_ne!(
                 json_of(&mut res).await["code"],
@@ -1017,16 +979,15 @@ async fn the_openapi_document_lists_every_route() {
 #[tokio::test]
 async fn every_answer_carries_a_request_id() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
-    let echoed = TestClient::get(url("/healthz"))
-        .add_header("x-request-id", "phone-42-try-1", true)
-        .send(&service)
+    let client = Client::start(dir.path(), "").await;
+    let echoed = client
+        .send(TestClient::get(url("/healthz")).add_header("x-request-id", "phone-42-try-1", true))
         .await;
     assert_eq!(
         echoed.headers().get("x-request-id").unwrap(),
         "phone-42-try-1"
     );
-    let mut missing = TestClient::get(url("/api/v1/nothing")).send(&service).await;
+    let mut missing = client.get("/api/v1/nothing").await;
     let made = missing
         .headers()
         .get("x-request-id")
@@ -1036,9 +997,8 @@ async fn every_answer_carries_a_request_id() {
         .to_owned();
     assert!(Uuid::parse_str(&made).is_ok(), "a new id is made: {made}");
     problem(&mut missing, 404, "route.not_found").await;
-    let odd = TestClient::get(url("/healthz"))
-        .add_header("x-request-id", "has spaces", true)
-        .send(&service)
+    let odd = client
+        .send(TestClient::get(url("/healthz")).add_header("x-request-id", "has spaces", true))
         .await;
     assert_ne!(odd.headers().get("x-request-id").unwrap(), "has spaces");
 }
@@ -1046,24 +1006,29 @@ async fn every_answer_carries_a_request_id() {
 #[tokio::test]
 async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let app = app(
+    let client = Client::start(
         dir.path(),
-        "[server]\nmax_in_flight = 2\n[auth]\nread = \"public\"\n",
+        r#"
+[server]
+max_in_flight = 2
+[auth]
+read = "public"
+"#,
     )
     .await;
-    let service = librarian::http::service(app.clone());
-    let held = app.in_flight.clone().acquire_many_owned(2).await.unwrap();
-    let mut res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&ean_png(), json!({})),
-    )
-    .await;
+    let held = client
+        .app
+        .in_flight
+        .clone()
+        .acquire_many_owned(2)
+        .await
+        .unwrap();
+    let mut res = client
+        .post_json("/api/v1/submissions", &body(&ean_png(), json!({})))
+        .await;
     problem(&mut res, 503, "server.busy").await;
     assert_eq!(res.headers().get("retry-after").unwrap(), "1");
-    let reads = TestClient::get(url("/api/v1/submissions"))
-        .send(&service)
-        .await;
+    let reads = client.get("/api/v1/submissions").await;
     assert_eq!(
         reads.status_code,
         Some(StatusCode::OK),
@@ -1071,12 +1036,9 @@ async fn submissions_beyond_the_in_flight_cap_get_503_at_once() {
     );
     assert!(files(&dir.path().join("data")).is_empty());
     drop(held);
-    let res = post_json(
-        &service,
-        "/api/v1/submissions",
-        &body(&ean_png(), json!({})),
-    )
-    .await;
+    let res = client
+        .post_json("/api/v1/submissions", &body(&ean_png(), json!({})))
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
 }
 
@@ -1089,24 +1051,19 @@ async fn metrics_count_back_pressure_as_busy() {
 actors = ["disk"]
 rate_limit = { requests_per_minute = 1, burst = 1 }
 "#;
-    let service = service(dir.path(), limited).await;
+    let client = Client::start(dir.path(), limited).await;
     let mut statuses = Vec::new();
     for _ in 0..2 {
-        let res = post_json(
-            &service,
-            "/api/v1/pipelines/limited/submissions",
-            &body(&ean_png(), json!({})),
-        )
-        .await;
+        let res = client
+            .post_json(
+                "/api/v1/pipelines/limited/submissions",
+                &body(&ean_png(), json!({})),
+            )
+            .await;
         statuses.push(res.status_code.unwrap().as_u16());
     }
     assert_eq!(statuses, [201, 429]);
-    let text = TestClient::get(url("/metrics"))
-        .send(&service)
-        .await
-        .take_string()
-        .await
-        .unwrap();
+    let text = client.get("/metrics").await.take_string().await.unwrap();
     let busy =
         r#"librarian_submissions_total{pipeline="limited",outcome="busy",code="rate.limited"} 1"#;
     assert!(
@@ -1119,8 +1076,15 @@ rate_limit = { requests_per_minute = 1, burst = 1 }
 #[tokio::test]
 async fn metrics_count_a_known_mix_of_submissions() {
     let dir = tempfile::tempdir().unwrap();
-    let strict = "[pipelines.strict]\nvalidators = [\"labels\"]\nactors = [\"disk\"]\n[validators.labels]\nkind = \"json-schema\"\nschema = { type = \"object\", required = [\"class\"] }\n";
-    let service = service(dir.path(), strict).await;
+    let strict = r#"
+[pipelines.strict]
+validators = ["labels"]
+actors = ["disk"]
+[validators.labels]
+kind = "json-schema"
+schema = { type = "object", required = ["class"] }
+"#;
+    let client = Client::start(dir.path(), strict).await;
     let id = Uuid::new_v4();
     let qr = png(&symbol(BarcodeFormat::QR_CODE, "metrics", 120, 120));
     let sends = [
@@ -1134,10 +1098,10 @@ async fn metrics_count_a_known_mix_of_submissions() {
     ];
     let mut statuses = Vec::new();
     for send in sends {
-        statuses.push(send.send(&service).await.status_code.unwrap().as_u16());
+        statuses.push(client.send(send).await.status_code.unwrap().as_u16());
     }
     assert_eq!(statuses, [201, 200, 201, 422, 415]);
-    let mut res = TestClient::get(url("/metrics")).send(&service).await;
+    let mut res = client.get("/metrics").await;
     assert!(
         res.headers()
             .get(CONTENT_TYPE)
@@ -1176,69 +1140,93 @@ async fn metrics_count_a_known_mix_of_submissions() {
     }
 }
 
-#[tokio::test]
-async fn a_client_over_the_rate_limit_gets_429_then_is_served_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let extra = "[auth]\nread = \"public\"\n[rate_limit]\nrequests_per_minute = 60\nburst = 2\n[pipelines.open]\nactors = [\"disk\"]\nrate_limit = {}\n";
-    let service = service(dir.path(), extra).await;
-    let send = |path: &str| TestClient::post(url(path)).json(&body(&ean_png(), json!({})));
+/// A service that lets a client submit twice at once and once a second after that, in
+/// every pipeline but `open`.
+async fn rate_limited(dir: &std::path::Path) -> Client {
+    let toml = r#"
+[auth]
+read = "public"
+[rate_limit]
+requests_per_minute = 60
+burst = 2
+[pipelines.open]
+actors = ["disk"]
+rate_limit = {}
+"#;
+    Client::start(dir, toml).await
+}
+
+/// Submits until the default pipeline's burst of two is spent; both are stored.
+async fn spend_the_burst(client: &Client) {
     for _ in 0..2 {
-        assert_eq!(
-            send("/api/v1/submissions").send(&service).await.status_code,
-            Some(StatusCode::CREATED)
-        );
+        let res = client.submit("default", &ean_png(), json!({})).await;
+        assert_eq!(status(&res), 201);
     }
-    let mut limited = send("/api/v1/submissions").send(&service).await;
-    let retry: u64 = limited
-        .headers()
-        .get("retry-after")
+}
+
+#[tokio::test]
+async fn a_client_over_the_rate_limit_gets_429_with_retry_after_and_nothing_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = rate_limited(dir.path()).await;
+    spend_the_burst(&client).await;
+    let mut limited = client.submit("default", &ean_png(), json!({})).await;
+    let retry = limited.headers()["retry-after"]
+        .to_str()
         .unwrap()
+        .to_owned();
+    assert!(["1", "2"].contains(&retry.as_str()), "Retry-After {retry}");
+    problem(&mut limited, 429, "rate.limited").await;
+    let two_records = 4;
+    assert_eq!(files(&dir.path().join("data")).len(), two_records);
+}
+
+#[tokio::test]
+async fn a_limited_client_is_served_again_once_retry_after_has_passed() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = rate_limited(dir.path()).await;
+    spend_the_burst(&client).await;
+    let limited = client.submit("default", &ean_png(), json!({})).await;
+    let retry: u64 = limited.headers()["retry-after"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=2).contains(&retry), "Retry-After {retry}");
-    problem(&mut limited, 429, "rate.limited").await;
-    let reads = TestClient::get(url("/api/v1/submissions"))
-        .send(&service)
-        .await;
-    assert_eq!(
-        reads.status_code,
-        Some(StatusCode::OK),
-        "reads are not limited"
-    );
-    let other = send("/api/v1/pipelines/open/submissions")
-        .send(&service)
-        .await;
-    assert_eq!(
-        other.status_code,
-        Some(StatusCode::CREATED),
-        "a pipeline can turn the limit off"
-    );
-    let token = send("/api/v1/submissions")
-        .add_header("authorization", "Bearer someone-else", true)
-        .send(&service)
-        .await;
-    assert_eq!(
-        token.status_code,
-        Some(StatusCode::TOO_MANY_REQUESTS),
-        "a credential nobody verified is no budget of its own"
-    );
-    tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
-    let again = send("/api/v1/submissions").send(&service).await;
-    assert_eq!(
-        again.status_code,
-        Some(StatusCode::CREATED),
-        "served again after Retry-After"
-    );
-    assert_eq!(
-        files(&dir.path().join("data")).len(),
-        8,
-        "four stored, none of the refused"
-    );
+    client
+        .app
+        .clock
+        .advance(std::time::Duration::from_secs(retry));
+    let again = client.submit("default", &ean_png(), json!({})).await;
+    assert_eq!(status(&again), 201);
 }
 
-/// EXIF (little-endian TIFF) with an orientation, a capture time and a GPS position.
+#[tokio::test]
+async fn reads_are_not_rate_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = rate_limited(dir.path()).await;
+    spend_the_burst(&client).await;
+    assert_eq!(status(&client.history("").await), 200);
+}
+
+#[tokio::test]
+async fn a_pipeline_can_turn_the_rate_limit_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = rate_limited(dir.path()).await;
+    for _ in 0..5 {
+        let res = client.submit("open", &ean_png(), json!({})).await;
+        assert_eq!(status(&res), 201);
+    }
+}
+
+#[tokio::test]
+async fn a_credential_nobody_verified_is_no_rate_budget_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = rate_limited(dir.path()).await;
+    spend_the_burst(&client).await;
+    let someone_else = client.with_token("someone-else");
+    let res = someone_else.submit("default", &ean_png(), json!({})).await;
+    assert_eq!(status(&res), 429);
+}
+
 fn exif_with_gps() -> Vec<u8> {
     fn entry(out: &mut Vec<u8>, tag: u16, kind: u16, count: u32, value: [u8; 4]) {
         out.extend_from_slice(&tag.to_le_bytes());
@@ -1280,8 +1268,14 @@ fn exif_of(jpeg: &[u8]) -> Option<exif::Exif> {
 async fn stripping_removes_the_gps_position_keeps_pixels_orientation_and_capture_time() {
     use img_parts::ImageEXIF;
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[pipelines.private]\nextractors = [\"barcode\"]\nactors = [\"disk\"]\nstrip_metadata = true\nkeep_metadata = [\"capture_time\"]\n";
-    let service = service(dir.path(), extra).await;
+    let extra = r#"
+[pipelines.private]
+extractors = ["barcode"]
+actors = ["disk"]
+strip_metadata = true
+keep_metadata = ["capture_time"]
+"#;
+    let client = Client::start(dir.path(), extra).await;
     let mut photo = img_parts::jpeg::Jpeg::from_bytes(
         jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160)).into(),
     )
@@ -1295,12 +1289,12 @@ async fn stripping_removes_the_gps_position_keeps_pixels_orientation_and_capture
         "and a GPS position"
     );
 
-    let mut res = post_json(
-        &service,
-        "/api/v1/pipelines/private/submissions",
-        &body(&original, json!({})),
-    )
-    .await;
+    let mut res = client
+        .post_json(
+            "/api/v1/pipelines/private/submissions",
+            &body(&original, json!({})),
+        )
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let record = json_of(&mut res).await;
     assert_eq!(record["metadata"]["removed"], json!(["exif"]));
@@ -1355,8 +1349,12 @@ async fn stripping_removes_trailing_images_extended_xmp_and_other_app_segments()
     use img_parts::ImageEXIF;
     use img_parts::jpeg::{Jpeg, JpegSegment, markers};
     let dir = tempfile::tempdir().unwrap();
-    let extra = "[pipelines.private]\nactors = [\"disk\"]\nstrip_metadata = true\n";
-    let service = service(dir.path(), extra).await;
+    let extra = r#"
+[pipelines.private]
+actors = ["disk"]
+strip_metadata = true
+"#;
+    let client = Client::start(dir.path(), extra).await;
     let photo = || Jpeg::from_bytes(jpeg(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160)).into());
     let mut first = photo().unwrap();
     let where_ = b"http://ns.adobe.com/xmp/extension/\0<exif:GPSLatitude>52,31N</exif:GPSLatitude>";
@@ -1376,12 +1374,12 @@ async fn stripping_removes_trailing_images_extended_xmp_and_other_app_segments()
     let mut sent = first.encoder().bytes().to_vec();
     sent.extend_from_slice(&second.encoder().bytes());
 
-    let mut res = post_json(
-        &service,
-        "/api/v1/pipelines/private/submissions",
-        &body(&sent, json!({})),
-    )
-    .await;
+    let mut res = client
+        .post_json(
+            "/api/v1/pipelines/private/submissions",
+            &body(&sent, json!({})),
+        )
+        .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     let record = json_of(&mut res).await;
     let mut removed: Vec<String> =

@@ -5,7 +5,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{body, png, problem, send, service, status, strings_at, symbol, url};
+use common::{Client, body, png, problem, status, strings_at, symbol, url};
 use image::GenericImageView;
 use librarian::auth::tokens;
 use rxing::BarcodeFormat;
@@ -15,6 +15,11 @@ use salvo::test::{ResponseExt, TestClient};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+const DEFAULT_IS_PUBLIC: &str = r#"
+[pipelines.default]
+read = "public"
+"#;
+
 /// A QR code on a 1000 x 600 canvas: large enough that a thumbnail must shrink it.
 fn wide_photo() -> Vec<u8> {
     let code = symbol(BarcodeFormat::QR_CODE, "thumbnail", 300, 300);
@@ -22,29 +27,29 @@ fn wide_photo() -> Vec<u8> {
 }
 
 /// Stores one record in `pipeline` (with `token` when it needs one) and returns its id.
-async fn stored(service: &Service, pipeline: &str, token: Option<&str>) -> Uuid {
+async fn stored(client: &Client, pipeline: &str, token: Option<&str>) -> Uuid {
     let id = Uuid::new_v4();
     let put = TestClient::put(url(&format!(
         "/api/v1/pipelines/{pipeline}/submissions/{id}"
     )))
     .json(&body(&wide_photo(), json!({"shelf": "007"})));
-    assert_eq!(status(&send(service, put, token).await), 201);
+    assert_eq!(status(&client.called_with(token).send(put).await), 201);
     id
 }
 
-async fn get(service: &Service, path: &str, token: Option<&str>) -> Response {
-    send(service, TestClient::get(url(path)), token).await
+async fn get(client: &Client, path: &str, token: Option<&str>) -> Response {
+    client.called_with(token).get(path).await
 }
 
-async fn access_of(service: &Service, pipeline: &str) -> Value {
-    let mut res = get(service, &format!("/api/v1/pipelines/{pipeline}"), None).await;
+async fn access_of(client: &Client, pipeline: &str) -> Value {
+    let mut res = get(client, &format!("/api/v1/pipelines/{pipeline}"), None).await;
     res.take_json::<Value>().await.unwrap()["access"].clone()
 }
 
 #[tokio::test]
 async fn an_open_pipeline_is_not_readable_until_its_config_says_public() {
     let dir = tempfile::tempdir().unwrap();
-    let closed = service(dir.path(), "").await;
+    let closed = Client::start(dir.path(), "").await;
     let id = stored(&closed, "default", None).await;
     assert_eq!(
         access_of(&closed, "default").await,
@@ -69,7 +74,7 @@ async fn an_open_pipeline_is_not_readable_until_its_config_says_public() {
         problem(&mut get(&closed, path, None).await, 403, "read.closed").await;
     }
 
-    let public = service(dir.path(), "[pipelines.default]\nread = \"public\"\n").await;
+    let public = Client::start(dir.path(), DEFAULT_IS_PUBLIC).await;
     assert_eq!(access_of(&public, "default").await["read"], "public");
     let mut res = get(&public, &format!("/api/v1/submissions/{id}"), None).await;
     assert_eq!(status(&res), 200);
@@ -82,39 +87,47 @@ async fn an_open_pipeline_is_not_readable_until_its_config_says_public() {
 #[tokio::test]
 async fn a_protected_pipeline_guards_its_reads_unless_told_otherwise() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[auth]\nread = \"public\"\n\
-                [pipelines.secret]\nactors = [\"disk\"]\nauth = \"tokens\"\n\
-                [pipelines.gallery]\nactors = [\"disk\"]\nauth = \"tokens\"\nread = \"public\"\n";
-    let service = service(dir.path(), toml).await;
+    let toml = r#"
+[auth]
+read = "public"
+[pipelines.secret]
+actors = ["disk"]
+auth = "tokens"
+[pipelines.gallery]
+actors = ["disk"]
+auth = "tokens"
+read = "public"
+"#;
+    let client = Client::start(dir.path(), toml).await;
     let token = tokens::create(&dir.path().join("tokens.json"), "t", None, vec![]).unwrap();
     assert_eq!(
-        access_of(&service, "secret").await,
+        access_of(&client, "secret").await,
         json!({"submit": "tokens", "read": "tokens"}),
         "[auth] read does not open a pipeline with its own auth"
     );
     assert_eq!(
-        access_of(&service, "gallery").await,
+        access_of(&client, "gallery").await,
         json!({"submit": "tokens", "read": "public"})
     );
-    assert_eq!(access_of(&service, "default").await["read"], "public");
+    assert_eq!(access_of(&client, "default").await["read"], "public");
 
-    let secret = stored(&service, "secret", Some(&token)).await;
-    let shown = stored(&service, "gallery", Some(&token)).await;
+    let secret = stored(&client, "secret", Some(&token)).await;
+    let shown = stored(&client, "gallery", Some(&token)).await;
     let record = |id: Uuid| format!("/api/v1/submissions/{id}");
     problem(
-        &mut get(&service, &record(secret), None).await,
+        &mut get(&client, &record(secret), None).await,
         404,
         "record.not_found",
     )
     .await;
     assert_eq!(
-        status(&get(&service, &record(secret), Some(&token)).await),
+        status(&get(&client, &record(secret), Some(&token)).await),
         200
     );
-    assert_eq!(status(&get(&service, &record(shown), None).await), 200);
-    let mut anonymous = get(&service, "/api/v1/pipelines/secret/submissions", None).await;
+    assert_eq!(status(&get(&client, &record(shown), None).await), 200);
+    let mut anonymous = get(&client, "/api/v1/pipelines/secret/submissions", None).await;
     problem(&mut anonymous, 401, "auth.required").await;
-    let mut listed = get(&service, "/api/v1/submissions", None).await;
+    let mut listed = get(&client, "/api/v1/submissions", None).await;
     let page = listed.take_json::<Value>().await.unwrap();
     let pipelines = strings_at(&page["records"], "pipeline");
     assert_eq!(
@@ -124,22 +137,22 @@ async fn a_protected_pipeline_guards_its_reads_unless_told_otherwise() {
     );
     let put = TestClient::post(url("/api/v1/pipelines/gallery/submissions"))
         .json(&body(&wide_photo(), json!({})));
-    problem(&mut send(&service, put, None).await, 401, "auth.required").await;
+    problem(&mut client.send(put).await, 401, "auth.required").await;
 }
 
 /// The image route's thumbnail: the photo shrunk to `max_side`, a JPEG, cacheable by its hash.
-async fn thumbnail_of(dir: &Path, toml: &str) -> (Service, Uuid) {
-    let service = service(dir, toml).await;
-    let id = stored(&service, "default", None).await;
-    (service, id)
+async fn thumbnail_of(dir: &Path, toml: &str) -> (Client, Uuid) {
+    let client = Client::start(dir, toml).await;
+    let id = stored(&client, "default", None).await;
+    (client, id)
 }
 
 #[tokio::test]
 async fn thumbnails_are_small_jpegs_that_caches_may_keep() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, id) = thumbnail_of(dir.path(), "[pipelines.default]\nread = \"public\"\n").await;
+    let (client, id) = thumbnail_of(dir.path(), DEFAULT_IS_PUBLIC).await;
     let path = format!("/api/v1/submissions/{id}/image?max_side=320");
-    let mut res = get(&service, &path, None).await;
+    let mut res = get(&client, &path, None).await;
     assert_eq!(status(&res), 200);
     let headers = res.headers().clone();
     assert_eq!(headers[CONTENT_TYPE], "image/jpeg");
@@ -159,8 +172,8 @@ async fn thumbnails_are_small_jpegs_that_caches_may_keep() {
     );
 
     let again = TestClient::get(url(&path)).add_header("if-none-match", &etag, true);
-    assert_eq!(status(&again.send(&service).await), 304);
-    let mut full = get(&service, &format!("/api/v1/submissions/{id}/image"), None).await;
+    assert_eq!(status(&client.send(again).await), 304);
+    let mut full = get(&client, &format!("/api/v1/submissions/{id}/image"), None).await;
     assert_ne!(
         full.headers()[ETAG].to_str().unwrap(),
         etag,
@@ -170,24 +183,27 @@ async fn thumbnails_are_small_jpegs_that_caches_may_keep() {
     assert_eq!(original.dimensions(), (1000, 600));
     for wrong in ["0", "5000", "big", ""] {
         let path = format!("/api/v1/submissions/{id}/image?max_side={wrong}");
-        problem(&mut get(&service, &path, None).await, 400, "query.invalid").await;
+        problem(&mut get(&client, &path, None).await, 400, "query.invalid").await;
     }
 }
 
 #[tokio::test]
 async fn a_protected_thumbnail_is_cached_privately() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[pipelines.default]\nread = \"tokens\"\n";
-    let (service, id) = thumbnail_of(dir.path(), toml).await;
+    let toml = r#"
+[pipelines.default]
+read = "tokens"
+"#;
+    let (client, id) = thumbnail_of(dir.path(), toml).await;
     let token = tokens::create(&dir.path().join("tokens.json"), "t", None, vec![]).unwrap();
     let path = format!("/api/v1/submissions/{id}/image?max_side=64");
     problem(
-        &mut get(&service, &path, None).await,
+        &mut get(&client, &path, None).await,
         404,
         "record.not_found",
     )
     .await;
-    let res = get(&service, &path, Some(&token)).await;
+    let res = get(&client, &path, Some(&token)).await;
     assert_eq!(status(&res), 200);
     assert!(
         res.headers()[CACHE_CONTROL]

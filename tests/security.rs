@@ -12,8 +12,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
 use common::{
-    JWT_SECRET, body, files, jpeg, jwt, png, png_header_only, problem, send, service, status,
-    symbol, url,
+    Client, JWT_SECRET, body, files, jpeg, jwt, jwt_auth_toml, png, png_header_only, problem,
+    status, symbol, url,
 };
 use librarian::auth::tokens;
 use librarian::config::{Config, Overrides};
@@ -31,22 +31,27 @@ fn photo(text: &str) -> Vec<u8> {
 }
 
 /// `[auth] mode = "tokens"` with an open pipeline `open` and a token for everything.
-async fn tokens_and_an_open_pipeline(dir: &Path) -> (Service, String) {
-    let toml =
-        "[auth]\nmode = \"tokens\"\n[pipelines.open]\nactors = [\"disk\"]\nauth = \"none\"\n";
-    let service = service(dir, toml).await;
+async fn tokens_and_an_open_pipeline(dir: &Path) -> (Client, String) {
+    let toml = r#"
+[auth]
+mode = "tokens"
+[pipelines.open]
+actors = ["disk"]
+auth = "none"
+"#;
+    let client = Client::start(dir, toml).await;
     let token = tokens::create(&dir.join("tokens.json"), "alice", None, vec![]).unwrap();
-    (service, token)
+    (client, token)
 }
 
 #[tokio::test]
 async fn a_submission_is_authorized_against_the_pipeline_it_is_stored_in() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, _) = tokens_and_an_open_pipeline(dir.path()).await;
+    let (client, _) = tokens_and_an_open_pipeline(dir.path()).await;
     let id = Uuid::new_v4();
     let request = TestClient::put(url(&format!("/api/v1/submissions/{id}?pipeline=open")))
         .json(&body(&photo("5449000000996"), json!({})));
-    let mut res = send(&service, request, None).await;
+    let mut res = client.send(request).await;
     problem(&mut res, 401, "auth.required").await;
     assert!(files(&dir.path().join("data")).is_empty(), "nothing stored");
 }
@@ -54,27 +59,25 @@ async fn a_submission_is_authorized_against_the_pipeline_it_is_stored_in() {
 #[tokio::test]
 async fn a_record_is_read_only_by_callers_of_its_own_pipeline() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, token) = tokens_and_an_open_pipeline(dir.path()).await;
+    let (client, token) = tokens_and_an_open_pipeline(dir.path()).await;
     let id = Uuid::new_v4();
     let put = TestClient::put(url(&format!("/api/v1/submissions/{id}")))
         .json(&body(&photo("5449000000996"), json!({"secret": "label"})));
-    assert_eq!(status(&send(&service, put, Some(&token)).await), 201);
+    assert_eq!(status(&client.with_token(&token).send(put).await), 201);
     for path in [
         format!("/api/v1/submissions/{id}"),
         format!("/api/v1/submissions/{id}?pipeline=open"),
         format!("/api/v1/submissions/{id}/image"),
         format!("/api/v1/submissions/{id}/image?pipeline=open"),
     ] {
-        let mut res = send(&service, TestClient::get(url(&path)), None).await;
+        let mut res = client.get(&path).await;
         let answer = problem(&mut res, 404, "record.not_found").await;
         assert!(!answer.to_string().contains("label"), "{path}: {answer}");
     }
-    let mut res = send(
-        &service,
-        TestClient::get(url(&format!("/api/v1/submissions/{id}"))),
-        Some(&token),
-    )
-    .await;
+    let mut res = client
+        .with_token(&token)
+        .get(&format!("/api/v1/submissions/{id}"))
+        .await;
     assert_eq!(status(&res), 200);
     assert_eq!(
         res.take_json::<Value>().await.unwrap()["labels"]["secret"],
@@ -85,7 +88,7 @@ async fn a_record_is_read_only_by_callers_of_its_own_pipeline() {
 #[tokio::test]
 async fn a_pipeline_query_that_names_no_pipeline_is_404() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, _) = tokens_and_an_open_pipeline(dir.path()).await;
+    let (client, _) = tokens_and_an_open_pipeline(dir.path()).await;
     let id = Uuid::new_v4();
     for request in [
         TestClient::get(url("/api/v1/submissions?pipeline=nope")),
@@ -96,7 +99,7 @@ async fn a_pipeline_query_that_names_no_pipeline_is_404() {
         TestClient::post(url("/api/v1/scan?pipeline=nope"))
             .json(&body(&photo("5449000000996"), json!({}))),
     ] {
-        let mut res = send(&service, request, None).await;
+        let mut res = client.send(request).await;
         problem(&mut res, 404, "pipeline.not_found").await;
     }
 }
@@ -106,29 +109,35 @@ async fn a_pipeline_query_that_names_no_pipeline_is_404() {
 const SECRET_LABEL: &str = "zulu-quokka";
 
 /// An open `default` and a protected `secret` that store into the same `disk` actor.
-async fn a_secret_pipeline_beside_an_open_one(dir: &Path) -> (Service, String, Uuid) {
-    let toml = "[pipelines.default]\nread = \"public\"\n[pipelines.secret]\nactors = [\"disk\"]\nauth = \"tokens\"\n";
-    let service = service(dir, toml).await;
+async fn a_secret_pipeline_beside_an_open_one(dir: &Path) -> (Client, String, Uuid) {
+    let toml = r#"
+[pipelines.default]
+read = "public"
+[pipelines.secret]
+actors = ["disk"]
+auth = "tokens"
+"#;
+    let client = Client::start(dir, toml).await;
     let token = tokens::create(&dir.join("tokens.json"), "spy", None, vec![]).unwrap();
     let id = Uuid::new_v4();
     let put = TestClient::put(url(&format!("/api/v1/pipelines/secret/submissions/{id}"))).json(
         &body(&photo("5449000000996"), json!({"agent": SECRET_LABEL})),
     );
-    assert_eq!(status(&send(&service, put, Some(&token)).await), 201);
-    (service, token, id)
+    assert_eq!(status(&client.with_token(&token).send(put).await), 201);
+    (client, token, id)
 }
 
 #[tokio::test]
 async fn a_secret_record_in_a_shared_actor_is_not_read_without_a_token() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, token, id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
+    let (client, token, id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
     for path in [
         format!("/api/v1/submissions/{id}"),
         format!("/api/v1/submissions/{id}/image"),
     ] {
-        let mut res = send(&service, TestClient::get(url(&path)), None).await;
+        let mut res = client.get(&path).await;
         problem(&mut res, 404, "record.not_found").await;
-        let res = send(&service, TestClient::get(url(&path)), Some(&token)).await;
+        let res = client.with_token(&token).get(&path).await;
         assert_eq!(status(&res), 200, "{path} with the token");
     }
 }
@@ -136,45 +145,35 @@ async fn a_secret_record_in_a_shared_actor_is_not_read_without_a_token() {
 #[tokio::test]
 async fn history_lists_only_pipelines_the_caller_may_read() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, token, id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
-    let mut res = send(&service, TestClient::get(url("/api/v1/submissions")), None).await;
+    let (client, token, id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
+    let mut res = client.get("/api/v1/submissions").await;
     let page = res.take_json::<Value>().await.unwrap();
     assert_eq!(
         page["records"],
         json!([]),
         "the secret record is not listed"
     );
-    let mut res = send(
-        &service,
-        TestClient::get(url("/api/v1/submissions")),
-        Some(&token),
-    )
-    .await;
+    let mut res = client.with_token(&token).get("/api/v1/submissions").await;
     let page = res.take_json::<Value>().await.unwrap();
     assert_eq!(page["records"][0]["id"], id.to_string());
-    let mut res = send(
-        &service,
-        TestClient::get(url("/api/v1/submissions?pipeline=secret")),
-        None,
-    )
-    .await;
+    let mut res = client.get("/api/v1/submissions?pipeline=secret").await;
     problem(&mut res, 401, "auth.required").await;
 }
 
 #[tokio::test]
 async fn a_duplicate_or_a_replay_never_reveals_a_record_of_another_pipeline() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, _, secret_id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
+    let (client, _, secret_id) = a_secret_pipeline_beside_an_open_one(dir.path()).await;
     let same_photo = body(&photo("5449000000996"), json!({"agent": SECRET_LABEL}));
     let post = TestClient::post(url("/api/v1/submissions")).json(&same_photo);
-    let mut res = send(&service, post, None).await;
+    let mut res = client.send(post).await;
     assert_eq!(status(&res), 201);
     let record = res.take_json::<Value>().await.unwrap();
     assert_eq!(record["duplicate_of"], Value::Null, "{record}");
 
     let replay =
         TestClient::put(url(&format!("/api/v1/submissions/{secret_id}"))).json(&same_photo);
-    let mut res = send(&service, replay, None).await;
+    let mut res = client.send(replay).await;
     let answer = problem(&mut res, 409, "submission.conflict").await;
     assert!(!answer.to_string().contains(SECRET_LABEL), "{answer}");
 }
@@ -183,9 +182,16 @@ async fn a_duplicate_or_a_replay_never_reveals_a_record_of_another_pipeline() {
 async fn a_jwt_for_one_pipeline_cannot_reach_another_through_the_query() {
     let dir = tempfile::tempdir().unwrap();
     let toml = format!(
-        "[auth]\nmode = \"jwt\"\n[auth.jwt]\nsecret = \"{JWT_SECRET}\"\n[pipelines.products]\nactors = [\"disk\"]\n"
+        r#"
+[auth]
+mode = "jwt"
+[auth.jwt]
+secret = "{JWT_SECRET}"
+[pipelines.products]
+actors = ["disk"]
+"#
     );
-    let service = service(dir.path(), &toml).await;
+    let client = Client::start(dir.path(), &toml).await;
     let exp = (Utc::now() + chrono::Duration::hours(1)).timestamp();
     let token = jwt(
         JWT_SECRET,
@@ -193,28 +199,26 @@ async fn a_jwt_for_one_pipeline_cannot_reach_another_through_the_query() {
     );
     let image = body(&photo("5449000000996"), json!({}));
     let sideways = TestClient::post(url("/api/v1/submissions?pipeline=products")).json(&image);
-    let mut res = send(&service, sideways, Some(&token)).await;
+    let mut res = client.with_token(&token).send(sideways).await;
     problem(&mut res, 403, "auth.forbidden").await;
     let own = TestClient::post(url("/api/v1/pipelines/products/submissions")).json(&image);
-    assert_eq!(status(&send(&service, own, Some(&token)).await), 201);
+    assert_eq!(status(&client.with_token(&token).send(own).await), 201);
 }
 
 #[tokio::test]
 async fn a_jwt_must_carry_the_configured_claims_and_be_valid_already() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = format!(
-        "[auth]\nmode = \"jwt\"\n[auth.jwt]\nsecret = \"{JWT_SECRET}\"\nissuer = \"https://id.example\"\naudience = \"librarian\"\nleeway_s = 5\n"
-    );
-    let service = service(dir.path(), &toml).await;
+    let toml = jwt_auth_toml();
+    let client = Client::start(dir.path(), &toml).await;
     let now = Utc::now().timestamp();
     let full =
         json!({"sub": "s", "iss": "https://id.example", "aud": "librarian", "exp": now + 3600});
     let image = body(&photo("5449000000996"), json!({}));
     let submit = |claims: Value| {
         let token = jwt(JWT_SECRET, claims);
-        let service = &service;
+        let client = &client;
         let request = TestClient::post(url("/api/v1/submissions")).json(&image);
-        async move { send(service, request, Some(&token)).await }
+        async move { client.with_token(&token).send(request).await }
     };
     assert_eq!(status(&submit(full.clone()).await), 201);
     for missing in ["iss", "aud"] {
@@ -235,7 +239,12 @@ async fn a_short_hs256_secret_is_refused_at_start() {
     let file = dir.path().join("librarian.toml");
     std::fs::write(
         &file,
-        "[auth]\nmode = \"jwt\"\n[auth.jwt]\nsecret = \"short\"\n",
+        r#"
+[auth]
+mode = "jwt"
+[auth.jwt]
+secret = "short"
+"#,
     )
     .unwrap();
     let overrides = Overrides {
@@ -254,11 +263,13 @@ async fn a_short_hs256_secret_is_refused_at_start() {
 #[tokio::test]
 async fn the_bearer_scheme_is_case_insensitive() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, token) = tokens_and_an_open_pipeline(dir.path()).await;
-    let res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&photo("5449000000996"), json!({})))
-        .add_header("authorization", format!("bearer {token}"), true)
-        .send(&service)
+    let (client, token) = tokens_and_an_open_pipeline(dir.path()).await;
+    let res = client
+        .send(
+            TestClient::post(url("/api/v1/submissions"))
+                .json(&body(&photo("5449000000996"), json!({})))
+                .add_header("authorization", format!("bearer {token}"), true),
+        )
         .await;
     assert_eq!(status(&res), 201);
 }
@@ -266,14 +277,14 @@ async fn the_bearer_scheme_is_case_insensitive() {
 #[tokio::test]
 async fn wrong_secrets_for_a_token_id_are_throttled() {
     let dir = tempfile::tempdir().unwrap();
-    let (service, token) = tokens_and_an_open_pipeline(dir.path()).await;
+    let (client, token) = tokens_and_an_open_pipeline(dir.path()).await;
     let id = token.split('_').nth(1).unwrap();
     let image = body(&photo("5449000000996"), json!({}));
     let mut codes = Vec::new();
     for attempt in 0..12 {
         let wrong = format!("lib_{id}_wrong{attempt}");
         let request = TestClient::post(url("/api/v1/submissions")).json(&image);
-        let mut res = send(&service, request, Some(&wrong)).await;
+        let mut res = client.with_token(&wrong).send(request).await;
         let answer: Value = res.take_json().await.unwrap();
         codes.push(answer["code"].as_str().unwrap().to_owned());
     }
@@ -284,20 +295,27 @@ async fn wrong_secrets_for_a_token_id_are_throttled() {
 #[tokio::test]
 async fn rate_limits_key_on_the_address_not_on_unverified_tokens() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(
+    let client = Client::start(
         dir.path(),
-        "[rate_limit]\nrequests_per_minute = 1\nburst = 1\n",
+        r#"
+[rate_limit]
+requests_per_minute = 1
+burst = 1
+"#,
     )
     .await;
     let image = body(&photo("5449000000996"), json!({}));
     let first = TestClient::post(url("/api/v1/submissions")).json(&image);
-    assert_eq!(status(&send(&service, first, Some("random-1")).await), 201);
+    assert_eq!(
+        status(&client.with_token("random-1").send(first).await),
+        201
+    );
     for (path, token) in [
         ("/api/v1/submissions", Some("random-2")),
         ("/api/v1/submissions?pipeline=nope", None),
     ] {
         let request = TestClient::post(url(path)).json(&image);
-        let mut res = send(&service, request, token).await;
+        let mut res = client.called_with(token).send(request).await;
         problem(&mut res, 429, "rate.limited").await;
     }
 }
@@ -305,7 +323,7 @@ async fn rate_limits_key_on_the_address_not_on_unverified_tokens() {
 #[tokio::test]
 async fn head_answers_wherever_get_does() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     for path in [
         "/healthz",
         "/",
@@ -313,7 +331,7 @@ async fn head_answers_wherever_get_does() {
         "/openapi.json",
         "/metrics",
     ] {
-        let res = TestClient::head(url(path)).send(&service).await;
+        let res = client.send(TestClient::head(url(path))).await;
         assert_eq!(status(&res), 200, "HEAD {path}");
     }
 }
@@ -321,10 +339,12 @@ async fn head_answers_wherever_get_does() {
 #[tokio::test]
 async fn answers_carry_headers_that_protect_browsers() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&photo("5449000000996"), json!({})))
-        .send(&service)
+    let client = Client::start(dir.path(), "").await;
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/submissions"))
+                .json(&body(&photo("5449000000996"), json!({}))),
+        )
         .await;
     let id = res.take_json::<Value>().await.unwrap()["id"]
         .as_str()
@@ -334,7 +354,7 @@ async fn answers_carry_headers_that_protect_browsers() {
         format!("/api/v1/submissions/{id}/image"),
         format!("/api/v1/submissions/{id}"),
     ] {
-        let res = TestClient::get(url(&path)).send(&service).await;
+        let res = client.get(&path).await;
         assert_eq!(res.headers()["x-content-type-options"], "nosniff", "{path}");
         assert!(
             res.headers()["content-security-policy"]
@@ -344,7 +364,7 @@ async fn answers_carry_headers_that_protect_browsers() {
         );
     }
     for path in ["/", "/docs"] {
-        let res = TestClient::get(url(path)).send(&service).await;
+        let res = client.get(path).await;
         let policy = res.headers()["content-security-policy"].to_str().unwrap();
         assert!(
             policy.contains("frame-ancestors 'none'"),
@@ -358,20 +378,27 @@ async fn answers_carry_headers_that_protect_browsers() {
 #[tokio::test]
 async fn a_page_of_a_foreign_origin_cannot_submit() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[server]\ncors_origins = [\"https://app.example.org\"]\n";
-    let service = service(dir.path(), toml).await;
+    let toml = r#"
+[server]
+cors_origins = ["https://app.example.org"]
+"#;
+    let client = Client::start(dir.path(), toml).await;
     let image = body(&photo("5449000000996"), json!({}));
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&image)
-        .add_header("origin", "https://evil.example", true)
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/submissions"))
+                .json(&image)
+                .add_header("origin", "https://evil.example", true),
+        )
         .await;
     problem(&mut res, 403, "origin.forbidden").await;
     assert!(files(&dir.path().join("data")).is_empty());
-    let allowed = TestClient::post(url("/api/v1/submissions"))
-        .json(&image)
-        .add_header("origin", "https://app.example.org", true)
-        .send(&service)
+    let allowed = client
+        .send(
+            TestClient::post(url("/api/v1/submissions"))
+                .json(&image)
+                .add_header("origin", "https://app.example.org", true),
+        )
         .await;
     assert_eq!(status(&allowed), 201);
 }
@@ -379,13 +406,15 @@ async fn a_page_of_a_foreign_origin_cannot_submit() {
 #[tokio::test]
 async fn an_image_that_needs_more_than_the_decode_memory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[server]\ndecode_memory_bytes = 67108864\n";
-    let service = service(dir.path(), toml).await;
+    let toml = r#"
+[server]
+decode_memory_bytes = 67108864
+"#;
+    let client = Client::start(dir.path(), toml).await;
     // 8000 x 8000 WebP: decoded whole to RGBA, about 300 MiB, over a 64 MiB budget.
     let webp = webp_header_only(8000, 8000);
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&webp, json!({})))
-        .send(&service)
+    let mut res = client
+        .send(TestClient::post(url("/api/v1/submissions")).json(&body(&webp, json!({}))))
         .await;
     let answer = problem(&mut res, 422, "image.too_large_to_decode").await;
     assert!(
@@ -413,12 +442,13 @@ fn webp_header_only(width: u32, height: u32) -> Vec<u8> {
 #[tokio::test]
 async fn scan_decodes_no_more_pixels_than_a_submission_may() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     // 15000 x 15000 16-bit RGBA: 225 MP, above the default 100 MP of the `photo` validator.
     let huge = png_header_only(15_000, 15_000, 16, 6);
-    let mut res = TestClient::post(url("/api/v1/scan"))
-        .json(&json!({"images": [STANDARD.encode(huge)]}))
-        .send(&service)
+    let mut res = client
+        .send(
+            TestClient::post(url("/api/v1/scan")).json(&json!({"images": [STANDARD.encode(huge)]})),
+        )
         .await;
     let answer: Value = res.take_json().await.unwrap();
     assert_eq!(
@@ -442,12 +472,11 @@ fn jpeg_claiming(width: u16, height: u16) -> Vec<u8> {
 #[tokio::test]
 async fn a_jpeg_far_too_short_for_its_size_is_refused_undecoded() {
     let dir = tempfile::tempdir().unwrap();
-    let service = service(dir.path(), "").await;
+    let client = Client::start(dir.path(), "").await;
     let bomb = jpeg_claiming(10_000, 10_000);
     assert!(bomb.len() < 4096);
-    let mut res = TestClient::post(url("/api/v1/submissions"))
-        .json(&body(&bomb, json!({})))
-        .send(&service)
+    let mut res = client
+        .send(TestClient::post(url("/api/v1/submissions")).json(&body(&bomb, json!({}))))
         .await;
     problem(&mut res, 415, "image.undecodable").await;
     assert!(files(&dir.path().join("data")).is_empty());
@@ -458,8 +487,8 @@ async fn listening(dir: &Path, toml: &str) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let acceptor = TcpAcceptor::try_from(listener).unwrap();
-    let service = service(dir, toml).await;
-    tokio::spawn(Server::new(acceptor).serve(service));
+    let app = common::app(dir, toml).await;
+    tokio::spawn(Server::new(acceptor).serve(librarian::http::service(app)));
     addr
 }
 
@@ -485,7 +514,11 @@ fn json_request(path: &str, body: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_uploads_hold_no_submission_slot_and_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let toml = "[server]\nmax_in_flight = 2\nbody_timeout = \"1500ms\"\n";
+    let toml = r#"
+[server]
+max_in_flight = 2
+body_timeout = "1500ms"
+"#;
     let addr = listening(dir.path(), toml).await;
     let mut stalled = Vec::new();
     for _ in 0..8 {
@@ -514,7 +547,14 @@ async fn stalled_uploads_hold_no_submission_slot_and_are_cut_off() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_upload_is_cut_off_like_a_stalled_one() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = listening(dir.path(), "[server]\nbody_timeout = \"1500ms\"\n").await;
+    let addr = listening(
+        dir.path(),
+        r#"
+[server]
+body_timeout = "1500ms"
+"#,
+    )
+    .await;
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = "POST /api/v1/submissions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\ncontent-length: 5000\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -539,7 +579,14 @@ async fn a_trickling_upload_is_cut_off_like_a_stalled_one() {
 #[tokio::test]
 async fn a_declared_body_over_the_limit_is_refused_before_it_is_sent() {
     let dir = tempfile::tempdir().unwrap();
-    let addr = listening(dir.path(), "[server]\nmax_body_bytes = 1000\n").await;
+    let addr = listening(
+        dir.path(),
+        r#"
+[server]
+max_body_bytes = 1000
+"#,
+    )
+    .await;
     let request = "POST /api/v1/submissions HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: image/png\r\ncontent-length: 50000000\r\nexpect: 100-continue\r\n\r\n";
     let started = std::time::Instant::now();
     let answer = exchange(addr, request.as_bytes(), Duration::from_secs(5)).await;

@@ -1,7 +1,11 @@
 //! Helpers shared by the integration tests: generated barcode images and an in-process app.
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
+pub mod client;
 pub mod servers;
+
+#[allow(unused_imports)] // as the helpers below, each test binary uses a part
+pub use client::{Client, json_of, multipart};
 
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
@@ -16,8 +20,16 @@ use librarian::config::{Config, Overrides};
 use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
 use salvo::http::header::CONTENT_TYPE;
 use salvo::prelude::*;
-use salvo::test::{RequestBuilder, ResponseExt};
+use salvo::test::ResponseExt;
 use serde_json::{Value, json};
+
+/// The EAN-13 most tests submit.
+pub const EAN: &str = "5449000000996";
+
+/// A photo of [`EAN`].
+pub fn ean_png() -> Vec<u8> {
+    png(&symbol(BarcodeFormat::EAN_13, EAN, 380, 160))
+}
 
 /// A barcode symbol drawn by rxing's writer, black on white, with a white margin.
 pub fn symbol(format: BarcodeFormat, text: &str, width: i32, height: i32) -> GrayImage {
@@ -151,19 +163,6 @@ pub fn body(image: &[u8], labels: Value) -> Value {
     json!({"image": STANDARD.encode(image), "labels": labels})
 }
 
-/// The in-process HTTP service of [`app`].
-pub async fn service(dir: &Path, extra_toml: &str) -> Service {
-    librarian::http::service(app(dir, extra_toml).await)
-}
-
-/// Sends a request with an optional bearer token.
-pub async fn send(service: &Service, mut request: RequestBuilder, token: Option<&str>) -> Response {
-    if let Some(token) = token {
-        request = request.add_header("authorization", format!("Bearer {token}"), true);
-    }
-    request.send(service).await
-}
-
 pub fn status(res: &Response) -> u16 {
     res.status_code.map_or(0, |s| s.as_u16())
 }
@@ -215,6 +214,22 @@ pub async fn problem(res: &mut Response, status: u16, code: &str) -> Value {
 
 /// An HS256 secret of the length the server requires.
 pub const JWT_SECRET: &str = "a-provider-secret-of-32-bytes-or-more";
+
+/// `[auth]` for JWTs of the tests' identity provider: signed with [`JWT_SECRET`], issuer
+/// `https://id.example` and audience `librarian` required.
+pub fn jwt_auth_toml() -> String {
+    format!(
+        r#"
+[auth]
+mode = "jwt"
+[auth.jwt]
+secret = "{JWT_SECRET}"
+issuer = "https://id.example"
+audience = "librarian"
+leeway = "5s"
+"#
+    )
+}
 
 pub fn jwt(secret: &str, claims: Value) -> String {
     jsonwebtoken::encode(
