@@ -8,14 +8,14 @@ use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{inverted, jpeg, noisy, on_canvas, png, symbol};
+use common::{inverted, jpeg, noisy, on_canvas, png, symbol, symbol_with};
 use image::imageops::{self, FilterType};
 use image::{GrayImage, Luma};
 use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
 use librarian::extract::{analyze, analyze_now};
 use librarian::imaging::{DecodePool, ImageError, Pixels, probe};
 use librarian_model::Barcode;
-use rxing::BarcodeFormat;
+use rxing::{BarcodeFormat, EncodeHintValue, EncodeHints};
 
 /// The codes the extractor reads in `image`, handed over as a PNG the way the service gets it.
 fn read_with(config: &BarcodeExtractorConfig, image: &GrayImage) -> Vec<Barcode> {
@@ -427,5 +427,119 @@ fn a_dim_code_in_uneven_light_is_read_in_a_contrast_normalized_copy() {
             ["EAN_13 5449000000996"],
             "contrast {contrast}, falloff {falloff}"
         );
+    }
+}
+
+#[test]
+fn code_39_in_full_ascii_mode_is_reported_as_the_text_it_holds() {
+    // The writer encodes lower case as shift pairs (`+S+H…`).
+    let code = symbol(BarcodeFormat::CODE_39, "Shelf 12a", 640, 160);
+    assert_eq!(texts(&read(&code)), ["CODE_39 Shelf 12a"]);
+}
+
+#[test]
+fn plain_code_39_with_a_lone_shift_character_keeps_its_text() {
+    let code = symbol(BarcodeFormat::CODE_39, "50% OFF/2", 640, 160);
+    assert_eq!(texts(&read(&code)), ["CODE_39 50% OFF/2"]);
+}
+
+#[test]
+fn gs1_data_matrix_is_flagged_and_keeps_its_separators() {
+    // A batch (AI 10, variable length, so ended by a separator), then a GTIN (AI 01).
+    let content = "10ABC123\u{1d}0108903819987659";
+    let hints = EncodeHints::default()
+        .with(EncodeHintValue::DataMatrixCompact(true))
+        .with(EncodeHintValue::Gs1Format(true));
+    let code = symbol_with(BarcodeFormat::DATA_MATRIX, content, 160, 160, &hints);
+    let found = read(&code);
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!((found[0].text.as_str(), found[0].gs1), (content, true));
+}
+
+#[test]
+fn a_code_without_gs1_is_not_flagged() {
+    let found = read(&symbol(BarcodeFormat::DATA_MATRIX, "10ABC123", 160, 160));
+    assert_eq!((found[0].text.as_str(), found[0].gs1), ("10ABC123", false));
+    let json = serde_json::to_value(&found[0]).unwrap();
+    assert!(
+        json.get("gs1").is_none(),
+        "the flag is left out when false: {json}"
+    );
+}
+
+/// A generator of images that hold no product code: noise, stripes, text-like marks, and
+/// symbols of the other formats with random content, turned and noisy.
+fn no_product_code(seed: u64, count: usize) -> Vec<(String, GrayImage)> {
+    let mut state = seed | 1;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let others = [
+        (BarcodeFormat::QR_CODE, 200, 200),
+        (BarcodeFormat::DATA_MATRIX, 160, 160),
+        (BarcodeFormat::AZTEC, 200, 200),
+        (BarcodeFormat::PDF_417, 400, 200),
+        (BarcodeFormat::CODE_128, 420, 160),
+        (BarcodeFormat::CODE_39, 520, 160),
+    ];
+    (0..count)
+        .map(|i| {
+            let pick = next() as usize;
+            let image = match pick % 4 {
+                0 => {
+                    // Vertical stripes of random widths: bars with no code in them.
+                    let widths: Vec<u32> = (0..60).map(|_| 1 + (next() % 6) as u32).collect();
+                    GrayImage::from_fn(480, 240, |x, _| {
+                        let mut edge = 0;
+                        let bar = widths.iter().position(|w| {
+                            edge += w;
+                            x < edge
+                        });
+                        Luma([if bar.unwrap_or(0) % 2 == 0 { 20 } else { 235 }])
+                    })
+                }
+                1 => noisy(&GrayImage::from_pixel(400, 300, Luma([128])), 120),
+                _ => {
+                    let (format, width, height) = others[(next() % others.len() as u64) as usize];
+                    let text = format!("{:X}", next() % 1_000_000_000);
+                    let drawn = symbol(format, &text, width, height);
+                    let drawn = if next() % 2 == 0 {
+                        imageops::rotate90(&drawn)
+                    } else {
+                        drawn
+                    };
+                    noisy(&drawn, 12)
+                }
+            };
+            (format!("seed {seed} image {i}"), image)
+        })
+        .collect()
+}
+
+#[test]
+fn images_without_a_product_code_never_report_one() {
+    let product = [
+        librarian_model::BarcodeFormat::Ean13,
+        librarian_model::BarcodeFormat::Ean8,
+        librarian_model::BarcodeFormat::UpcA,
+        librarian_model::BarcodeFormat::UpcE,
+    ];
+    let every_code = BarcodeExtractorConfig {
+        all_codes: true,
+        also_inverted: true,
+        ..BarcodeExtractorConfig::default()
+    };
+    for (name, image) in no_product_code(0x5eed_2026, 16) {
+        let found = read_with(&every_code, &image);
+        // A code whose lines disagree comes with its conflicting texts and is no GTIN to any
+        // check (see "Product codes need two lines"); a trusted one here is a false read.
+        let false_reads: Vec<_> = found
+            .iter()
+            .filter(|b| product.contains(&b.format) && b.conflicting_texts.is_empty())
+            .collect();
+        assert!(false_reads.is_empty(), "{name}: {false_reads:?}");
     }
 }

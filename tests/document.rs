@@ -68,6 +68,7 @@ fn full_record() -> Record {
             kind: "product".into(),
             points: vec![[1.0, 2.0], [3.0, 4.0]],
             conflicting_texts: vec!["0012345678912".into()],
+            gs1: true,
         }],
         metadata: Some(MetadataReport {
             removed: vec!["exif".into()],

@@ -43,6 +43,7 @@ fn same_read(case: &Case, format: &str, text: &str) -> bool {
             kind: String::new(),
             points: Vec::new(),
             conflicting_texts: Vec::new(),
+            gs1: false,
         });
         code.and_then(|c| c.gtin())
             .or_else(|| normalize_gtin(text).filter(|_| format.starts_with("UPC")))

@@ -240,6 +240,10 @@ pub struct Barcode {
     /// to be trusted: it is no GTIN for the label checks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conflicting_texts: Vec<String>,
+    /// GS1 content (FNC1 in first position): `text` is GS1 element strings, each variable
+    /// length one ended by a group separator (`\u001d`), never a rendering such as `(01)…`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gs1: bool,
 }
 
 /// Where an actor put a record.
@@ -476,6 +480,7 @@ mod tests {
             kind: "product".into(),
             points: vec![],
             conflicting_texts: vec![],
+            gs1: false,
         }
     }
 

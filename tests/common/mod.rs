@@ -17,7 +17,7 @@ use image::{DynamicImage, GrayImage, ImageFormat, Luma};
 use jsonwebtoken::{EncodingKey, Header};
 use librarian::app::App;
 use librarian::config::{Config, Overrides};
-use rxing::{BarcodeFormat, MultiFormatWriter, Writer};
+use rxing::{BarcodeFormat, EncodeHints, MultiFormatWriter, Writer};
 use salvo::http::header::CONTENT_TYPE;
 use salvo::prelude::*;
 use salvo::test::ResponseExt;
@@ -33,8 +33,19 @@ pub fn ean_png() -> Vec<u8> {
 
 /// A barcode symbol drawn by rxing's writer, black on white, with a white margin.
 pub fn symbol(format: BarcodeFormat, text: &str, width: i32, height: i32) -> GrayImage {
+    symbol_with(format, text, width, height, &EncodeHints::default())
+}
+
+/// A symbol drawn with these writer hints (GS1, error correction, …).
+pub fn symbol_with(
+    format: BarcodeFormat,
+    text: &str,
+    width: i32,
+    height: i32,
+    hints: &EncodeHints,
+) -> GrayImage {
     let matrix = MultiFormatWriter
-        .encode(text, &format, width, height)
+        .encode_with_hints(text, &format, width, height, hints)
         .expect("rxing writes the symbol");
     let drawn = DynamicImage::from(&matrix).into_luma8();
     let margin = 24;

@@ -144,6 +144,7 @@ pub(crate) mod test_support {
             kind: "product".into(),
             points: vec![[0.0, 0.0], [10.0, 0.0]],
             conflicting_texts: vec![],
+            gs1: false,
         }
     }
 }

@@ -18,6 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 mod confirm;
+mod content;
 mod copies;
 #[cfg(feature = "zxing-cpp")]
 mod second_engine;
@@ -445,8 +446,10 @@ fn with_text(result: &RXingResult, text: &str) -> RXingResult {
 
 /// A read as the record keeps it; none for a format Librarian has no name for.
 fn to_barcode(result: &RXingResult, scale: f32) -> Option<Barcode> {
+    let content = content::of(result);
     Some(Barcode {
-        text: result.getText().to_owned(),
+        text: content.text,
+        gs1: content.gs1,
         format: from_rxing(*result.getBarcodeFormat())?,
         kind: kind(result).to_owned(),
         conflicting_texts: Vec::new(),
@@ -467,7 +470,19 @@ mod tests {
 
     /// `text` drawn as a `format` symbol with a white margin, as rxing's writer draws it.
     pub(super) fn symbol(format: BarcodeFormat, text: &str) -> GrayImage {
-        let matrix = MultiFormatWriter.encode(text, &format, 300, 120).unwrap();
+        symbol_with(format, text, &rxing::EncodeHints::default())
+    }
+
+    /// As [`symbol`], drawn with these writer hints (for the second engine's tests).
+    #[cfg_attr(not(feature = "zxing-cpp"), allow(dead_code))]
+    pub(super) fn symbol_with(
+        format: BarcodeFormat,
+        text: &str,
+        hints: &rxing::EncodeHints,
+    ) -> GrayImage {
+        let matrix = MultiFormatWriter
+            .encode_with_hints(text, &format, 300, 120, hints)
+            .unwrap();
         let drawn = DynamicImage::from(&matrix).into_luma8();
         let mut framed =
             GrayImage::from_pixel(drawn.width() + 40, drawn.height() + 40, Luma([255]));

@@ -7,7 +7,8 @@
 use image::GrayImage;
 use librarian_model::upca_to_upce;
 use rxing::{BarcodeFormat, Point, RXingResult};
-use zxingcpp::{BarcodeFormat as Format, ImageFormat, ImageView};
+use rxing::{RXingResultMetadataType, RXingResultMetadataValue};
+use zxingcpp::{BarcodeFormat as Format, ImageFormat, ImageView, TextMode};
 
 use super::confirm;
 
@@ -70,7 +71,10 @@ impl SecondEngine {
         else {
             return Vec::new();
         };
+        // The content itself, as rxing reports it: not zxing-cpp's default human-readable
+        // rendering (`(01)…` for GS1, `<GS>` for separators).
         let reader = zxingcpp::read()
+            .text_mode(TextMode::Plain)
             .formats(&self.formats)
             .try_harder(self.try_harder)
             .try_rotate(self.try_harder)
@@ -132,12 +136,13 @@ impl SecondEngine {
             .iter()
             .map(|p| Point::new(p.x as f32, p.y as f32))
             .collect();
-        Some(RXingResult::new(
-            &text,
-            text.as_bytes().to_vec(),
-            points,
-            format,
-        ))
+        let mut read = RXingResult::new(&text, text.as_bytes().to_vec(), points, format);
+        // Says whether the content is GS1, as rxing's own reads do.
+        read.putMetadata(
+            RXingResultMetadataType::SYMBOLOGY_IDENTIFIER,
+            RXingResultMetadataValue::SymbologyIdentifier(found.symbology_identifier()),
+        );
+        Some(read)
     }
 }
 
@@ -157,7 +162,7 @@ fn on_lines_apart(read: &RXingResult) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::symbol;
+    use super::super::tests::{symbol, symbol_with};
     use super::*;
 
     #[test]
@@ -203,5 +208,20 @@ mod tests {
             (*found[0].getBarcodeFormat(), found[0].getText()),
             (BarcodeFormat::EAN_13, "0036000291452")
         );
+    }
+
+    #[test]
+    fn gs1_content_is_the_content_not_its_rendering() {
+        use rxing::{EncodeHintValue, EncodeHints};
+        let content = "10ABC123\u{1d}0108903819987659";
+        let hints = EncodeHints::default()
+            .with(EncodeHintValue::DataMatrixCompact(true))
+            .with(EncodeHintValue::Gs1Format(true));
+        let framed = symbol_with(BarcodeFormat::DATA_MATRIX, content, &hints);
+        let engine = SecondEngine::new(&[BarcodeFormat::DATA_MATRIX], true, false, false);
+        let found = engine.read(&framed);
+        assert_eq!(found.len(), 1);
+        let read = super::super::content::of(&found[0]);
+        assert_eq!((read.text.as_str(), read.gs1), (content, true));
     }
 }
