@@ -203,10 +203,17 @@ impl Pipeline {
             .find_map(|v| v.component.label_schema())
     }
 
-    fn accepts(&self, format: ImageFormat) -> bool {
-        self.validators
+    /// The image's header facts, when it is an image in a format this pipeline accepts.
+    fn probe_accepted(&self, image: &[u8]) -> Result<ImageFacts, SubmitError> {
+        let facts = probe(image)?;
+        let accepted = self
+            .validators
             .iter()
-            .all(|v| v.component.accepts_format(format))
+            .all(|v| v.component.accepts_format(facts.format));
+        match accepted {
+            true => Ok(facts),
+            false => Err(SubmitError::FormatNotAllowed(facts.format)),
+        }
     }
 
     fn violations(&self, stages: &[Stage], facts: &Facts<'_>) -> Vec<Violation> {
@@ -240,10 +247,7 @@ impl Pipeline {
     /// Reads the barcodes (and other facts) of an image without storing anything, within the
     /// same format and pixel limits as a submission.
     pub async fn scan(&self, image: Bytes) -> Result<(ImageFacts, Extracted), SubmitError> {
-        let facts = probe(&image)?;
-        if !self.accepts(facts.format) {
-            return Err(SubmitError::FormatNotAllowed(facts.format));
-        }
+        let facts = self.probe_accepted(&image)?;
         let extracted = self.analyze(image, &facts).await?;
         Ok((facts, extracted))
     }
@@ -283,10 +287,7 @@ impl Pipeline {
             }
             false => (submission.image, None),
         };
-        let facts = probe(&image)?;
-        if !self.accepts(facts.format) {
-            return Err(SubmitError::FormatNotAllowed(facts.format));
-        }
+        let facts = self.probe_accepted(&image)?;
         self.metrics
             .stage(metrics::Stage::Prepare, None, started.elapsed());
         Ok(Prepared {
