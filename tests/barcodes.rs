@@ -438,6 +438,14 @@ fn code_39_in_full_ascii_mode_is_reported_as_the_text_it_holds() {
 }
 
 #[test]
+fn what_a_full_ascii_code_39_means_is_read_from_its_content() {
+    let code = symbol(BarcodeFormat::CODE_39, "http://ab.cd/x", 900, 160);
+    let found = read(&code);
+    assert_eq!(texts(&found), ["CODE_39 http://ab.cd/x"]);
+    assert_eq!(found[0].kind, "uri", "not the text of the raw shift pairs");
+}
+
+#[test]
 fn plain_code_39_with_a_lone_shift_character_keeps_its_text() {
     let code = symbol(BarcodeFormat::CODE_39, "50% OFF/2", 640, 160);
     assert_eq!(texts(&read(&code)), ["CODE_39 50% OFF/2"]);

@@ -447,11 +447,16 @@ fn with_text(result: &RXingResult, text: &str) -> RXingResult {
 /// A read as the record keeps it; none for a format Librarian has no name for.
 fn to_barcode(result: &RXingResult, scale: f32) -> Option<Barcode> {
     let content = content::of(result);
+    // What the text means is read from the content, not from the symbol's raw shift pairs.
+    let kind = match content.text == result.getText() {
+        true => kind(result),
+        false => kind(&with_text(result, &content.text)),
+    };
     Some(Barcode {
         text: content.text,
         gs1: content.gs1,
         format: from_rxing(*result.getBarcodeFormat())?,
-        kind: kind(result).to_owned(),
+        kind: kind.to_owned(),
         conflicting_texts: Vec::new(),
         points: result
             .getPoints()
