@@ -27,9 +27,9 @@ async fn put_stores_once_and_a_retry_answers_the_same_record() {
     let dir = tempfile::tempdir().unwrap();
     let client = Client::start(dir.path(), "").await;
     let id = Uuid::new_v4();
-    let request = body(&ean_png(), json!({"class": 1}));
+    let labels = json!({"class": 1});
     let mut res = client
-        .send(TestClient::put(url(&format!("/api/v1/submissions/{id}"))).json(&request))
+        .put(&id.to_string(), &ean_png(), labels.clone())
         .await;
     assert_eq!(res.status_code, Some(StatusCode::CREATED));
     assert_eq!(
@@ -52,9 +52,7 @@ async fn put_stores_once_and_a_retry_answers_the_same_record() {
         .collect();
     assert_eq!(names, [format!("{id}.json"), format!("{id}.png")]);
 
-    let mut again = client
-        .send(TestClient::put(url(&format!("/api/v1/submissions/{id}"))).json(&request))
-        .await;
+    let mut again = client.put(&id.to_string(), &ean_png(), labels).await;
     assert_eq!(again.status_code, Some(StatusCode::OK));
     assert_eq!(json_of(&mut again).await, record);
     assert_eq!(files(&data), stored, "a retry stores nothing twice");
@@ -64,15 +62,11 @@ async fn put_stores_once_and_a_retry_answers_the_same_record() {
 async fn the_same_id_with_other_content_is_a_conflict() {
     let dir = tempfile::tempdir().unwrap();
     let client = Client::start(dir.path(), "").await;
-    let path = url(&format!("/api/v1/submissions/{}", Uuid::new_v4()));
-    let first = client
-        .send(TestClient::put(&path).json(&body(&ean_png(), json!({"class": 1}))))
-        .await;
+    let id = Uuid::new_v4().to_string();
+    let first = client.put(&id, &ean_png(), json!({"class": 1})).await;
     assert_eq!(first.status_code, Some(StatusCode::CREATED));
     let before = files(&dir.path().join("data"));
-    let mut res = client
-        .send(TestClient::put(&path).json(&body(&ean_png(), json!({"class": 2}))))
-        .await;
+    let mut res = client.put(&id, &ean_png(), json!({"class": 2})).await;
     problem(&mut res, 409, "submission.conflict").await;
     assert_eq!(files(&dir.path().join("data")), before);
 }
