@@ -169,6 +169,32 @@ test('a label that breaks the schema is explained beside its field and nothing i
   await page.close();
 });
 
+test('the free label editor keeps what was typed: leading zeros, long codes and exponents stay text', async () => {
+  const free = await startLibrarian('*', { extra: ['[pipelines.free]', 'auth = "none"', 'read = "public"', 'actors = ["disk"]'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(`${free.url}/?pipeline=free`);
+    await page.waitForSelector('body[data-ready=true]');
+    await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
+    const typed = [['gtin', '0012345678905'], ['serial', '99999999999999999999'], ['batch', '1e5'], ['count', '3'], ['price', '2.5'], ['checked', 'true']];
+    for (const [i, [name, value]] of typed.entries()) {
+      if (i > 0) await page.getByRole('button', { name: 'Add a label' }).click();
+      await page.getByLabel(`Name ${i + 1}`, { exact: true }).fill(name);
+      await page.getByLabel(`Value ${i + 1}`, { exact: true }).fill(value);
+    }
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await page.waitForSelector('#result:not([hidden])');
+    const id = (await page.locator('#record-id').textContent()).trim();
+    const stored = JSON.parse(readFileSync(join(free.data, `${id}.json`), 'utf8'));
+    assert.deepEqual(stored.labels, {
+      gtin: '0012345678905', serial: '99999999999999999999', batch: '1e5', count: 3, price: 2.5, checked: true,
+    }, 'a value is a number only when its text is the number\'s own text');
+    await page.close();
+  } finally {
+    free.stop();
+  }
+});
+
 async function fillProduct(page) {
   await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
   await page.getByLabel('Class').fill('3');
