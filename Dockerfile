@@ -27,7 +27,9 @@ WORKDIR /data
 ENV LIBRARIAN_SERVER__BIND=0.0.0.0:8080 \
     LIBRARIAN_ACTORS__DISK__DIR=/data \
     LIBRARIAN_SERVER__ORPHANS_FILE=/data/orphans.jsonl \
-    LIBRARIAN_AUTH__TOKEN_FILE=/data/tokens.json
+    LIBRARIAN_AUTH__TOKEN_FILE=/data/tokens.json \
+    LIBRARIAN_QUEUE__KIND=local \
+    LIBRARIAN_QUEUE__FILE=/data/queue.redb
 VOLUME ["/data"]
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

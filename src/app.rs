@@ -15,6 +15,7 @@ use librarian_validators::Validator;
 
 use crate::extract::{self, Extractor};
 use crate::imaging::DecodePool;
+use crate::jobs::Queue;
 use crate::metrics::Metrics;
 use crate::orphans::Orphans;
 use crate::pipeline::{Named, Pipeline, Readers};
@@ -44,6 +45,16 @@ pub struct App {
     pub clock: ServiceClock,
     /// The bounded decode pool the pipelines share; thumbnails use it too.
     pub decode_pool: Arc<DecodePool>,
+    /// Where asynchronous submissions wait; none in a one-off command (`scan`), which must
+    /// not hold the queue a running server works.
+    pub queue: Option<Arc<Queue>>,
+}
+
+/// Whether the app opens the queue of asynchronous submissions.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Queueing {
+    Open,
+    Closed,
 }
 
 /// Every component some pipeline uses, built once each.
@@ -153,8 +164,13 @@ impl App {
             .map(drop)
     }
 
-    /// Builds the components that pipelines use, each once, and the pipelines from them.
+    /// Builds the components that pipelines use, each once, the pipelines from them, and
+    /// opens the queue.
     pub async fn build(loaded: Loaded) -> Result<Self, ConfigError> {
+        Self::build_with(loaded, Queueing::Open).await
+    }
+
+    pub async fn build_with(loaded: Loaded, queueing: Queueing) -> Result<Self, ConfigError> {
         let built = Components::build(&loaded, Actors::Connect).await?;
         let auth = Auth::new(&loaded)?;
         let config = &loaded.config;
@@ -202,11 +218,18 @@ impl App {
                     metrics: metrics.clone(),
                     strip_metadata: p.strip_metadata,
                     keep_metadata: p.keep_metadata.clone(),
+                    mode: p.mode,
                 };
                 Ok((name.clone(), Arc::new(pipeline)))
             })
             .collect::<Result<_, ConfigError>>()?;
         let removed_pipeline_access = Access::global(config);
+        let queue = match queueing {
+            Queueing::Open => Some(Arc::new(
+                Queue::open(&config.queue).map_err(|e| ConfigError::component("queue", e))?,
+            )),
+            Queueing::Closed => None,
+        };
         let cap = config
             .server
             .max_in_flight
@@ -226,6 +249,7 @@ impl App {
             removed_pipeline_access,
             clock: ServiceClock::new(),
             decode_pool,
+            queue,
         })
     }
 

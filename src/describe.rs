@@ -8,6 +8,7 @@ use librarian_actors::ActorConfig;
 use librarian_validators::ValidatorConfig;
 use serde_json::Value;
 
+use crate::config::queue::QueueConfig;
 use crate::extract::ExtractorConfig;
 
 #[derive(Clone, Copy, Debug, PartialEq, ValueEnum)]
@@ -15,6 +16,7 @@ pub enum Section {
     Validators,
     Extractors,
     Actors,
+    Queue,
 }
 
 pub fn describe(only: Option<Section>) -> String {
@@ -22,6 +24,7 @@ pub fn describe(only: Option<Section>) -> String {
         (Section::Validators, schemars::schema_for!(ValidatorConfig)),
         (Section::Extractors, schemars::schema_for!(ExtractorConfig)),
         (Section::Actors, schemars::schema_for!(ActorConfig)),
+        (Section::Queue, schemars::schema_for!(QueueConfig)),
     ];
     let mut out = String::from(
         "A duration is written with a unit: \"30s\", \"1500ms\", \"2m\". A relative path is \
@@ -30,15 +33,19 @@ pub fn describe(only: Option<Section>) -> String {
     );
     for (section, schema) in sections {
         if only.is_none_or(|s| s == section) {
-            let name = format!("{section:?}").to_lowercase();
-            describe_section(&mut out, &name, schema.as_value());
+            // Components are named; the queue is one table of its own.
+            let table = match section {
+                Section::Queue => "[queue]".to_owned(),
+                _ => format!("[{}.<name>]", format!("{section:?}").to_lowercase()),
+            };
+            describe_section(&mut out, &table, schema.as_value());
         }
     }
     out
 }
 
-fn describe_section(out: &mut String, name: &str, schema: &Value) {
-    let _ = writeln!(out, "[{name}.<name>]");
+fn describe_section(out: &mut String, table: &str, schema: &Value) {
+    let _ = writeln!(out, "{table}");
     for variant in schema["oneOf"].as_array().into_iter().flatten() {
         let kind = variant["properties"]["kind"]["const"]
             .as_str()

@@ -50,6 +50,8 @@ pub enum Outcome<'a> {
     Stored { barcodes: &'a [Barcode] },
     /// The same submission again under its id: answered with the stored record.
     Replayed,
+    /// Queued as a job (202); the job's end is counted by `jobs`.
+    Queued,
     /// Its content refused (422), with each validator's findings.
     Rejected {
         code: &'static str,
@@ -91,6 +93,11 @@ struct StageLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct JobLabels {
+    state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FormatLabels {
     format: String,
 }
@@ -110,6 +117,10 @@ pub struct Metrics {
     in_flight: Gauge,
     orphans: Counter,
     history_skipped: Counter,
+    jobs: Family<JobLabels, Counter>,
+    job_seconds: Histogram,
+    job_attempts: Histogram,
+    queue_depth: Family<JobLabels, Gauge>,
     /// Encoding walks the registry; one scrape at a time.
     encoding: Mutex<()>,
 }
@@ -133,6 +144,11 @@ impl Metrics {
         let in_flight = Gauge::default();
         let orphans = Counter::default();
         let history_skipped = Counter::default();
+        let jobs = Family::<JobLabels, Counter>::default();
+        // 10 ms to about 5 minutes.
+        let job_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
+        let job_attempts = Histogram::new([1.0, 2.0, 3.0, 5.0, 8.0, 13.0]);
+        let queue_depth = Family::<JobLabels, Gauge>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -169,6 +185,26 @@ impl Metrics {
             "Records left out of history pages: unreadable, or larger than a page holds",
             history_skipped.clone(),
         );
+        registry.register(
+            "jobs",
+            "Asynchronous jobs by the state they reached: queued, retried, stored, rejected, failed",
+            jobs.clone(),
+        );
+        registry.register(
+            "job_seconds",
+            "Time from a job's 202 to its final state",
+            job_seconds.clone(),
+        );
+        registry.register(
+            "job_attempts",
+            "Runs a job took to reach its final state",
+            job_attempts.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Jobs in the queue by state: queued (waiting) and running",
+            queue_depth.clone(),
+        );
         Self {
             registry,
             requests,
@@ -179,6 +215,10 @@ impl Metrics {
             in_flight,
             orphans,
             history_skipped,
+            jobs,
+            job_seconds,
+            job_attempts,
+            queue_depth,
             encoding: Mutex::new(()),
         }
     }
@@ -221,6 +261,7 @@ impl Metrics {
                 ("stored", "")
             }
             Outcome::Replayed => ("replayed", ""),
+            Outcome::Queued => ("queued", ""),
             Outcome::Rejected { code, findings } => {
                 for violation in findings {
                     let labels = RejectionLabels {
@@ -253,6 +294,32 @@ impl Metrics {
         self.stages
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+
+    /// A job reached `state` (`queued`, `retried`, or a final one).
+    pub fn job(&self, state: &str) {
+        let labels = JobLabels {
+            state: state.to_owned(),
+        };
+        self.jobs.get_or_create(&labels).inc();
+    }
+
+    /// A job reached its final state after `attempts` runs, `took` after its 202.
+    pub fn job_done(&self, attempts: u32, took: Duration) {
+        self.job_attempts.observe(f64::from(attempts));
+        self.job_seconds.observe(took.as_secs_f64());
+    }
+
+    /// The queue's depth, as read before a scrape.
+    pub fn queue_depth(&self, queued: u64, running: u64) {
+        for (state, n) in [("queued", queued), ("running", running)] {
+            let labels = JobLabels {
+                state: state.to_owned(),
+            };
+            self.queue_depth
+                .get_or_create(&labels)
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
     }
 
     pub fn orphan(&self) {

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use chrono::{SubsecRound, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use librarian_actors::{
     Actor, ActorError, HistoryPage, HistoryQuery, HistoryReader, ImageReader, RecordReader,
 };
@@ -17,6 +17,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::auth::{Access, Caller, Denied};
+use crate::config::queue::SubmitMode;
 use crate::extract::{self, Extracted, Extractor};
 use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
 use crate::metrics::{self, Metrics};
@@ -52,6 +53,8 @@ pub struct Pipeline {
     pub metrics: Arc<Metrics>,
     pub strip_metadata: bool,
     pub keep_metadata: Vec<KeepMetadata>,
+    /// How a submission sent without a preference is answered.
+    pub mode: SubmitMode,
 }
 
 /// The actors a pipeline reads from: for each kind of read, the first of its actors, in the
@@ -71,12 +74,31 @@ pub struct Submission {
     pub labels: Labels,
 }
 
-/// A submission whose image is stripped (when the pipeline strips) and probed.
-struct Prepared {
-    image: Bytes,
-    facts: ImageFacts,
-    metadata: Option<MetadataReport>,
-    labels: Labels,
+/// A submission whose image is stripped (when the pipeline strips) and probed: what a queued
+/// job keeps until a worker completes it.
+pub struct Prepared {
+    pub image: Bytes,
+    pub facts: ImageFacts,
+    pub metadata: Option<MetadataReport>,
+    pub labels: Labels,
+    /// When the submission arrived; the record's `received_at`.
+    pub received_at: DateTime<Utc>,
+}
+
+/// What admission decided: the id already holds this very submission, or the submission
+/// passed the cheap checks and is ready to be completed (now, or by a queued job).
+pub enum Admission {
+    Replayed(Accepted),
+    Ready(Prepared),
+}
+
+/// The steps of completing a submission, as a job reports them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Decoding the image and running the extractors on it, in one pass on the decode pool.
+    Decode,
+    Validate,
+    Store,
 }
 
 impl Prepared {
@@ -259,26 +281,57 @@ impl Pipeline {
         submission: Submission,
         id: Option<Uuid>,
     ) -> Result<Accepted, SubmitError> {
+        match self.admit(submission, id).await? {
+            Admission::Replayed(accepted) => Ok(accepted),
+            Admission::Ready(prepared) => self.complete(prepared, id, |_| ()).await,
+        }
+    }
+
+    /// What is checked before a submission is answered even when it is queued: the image is
+    /// prepared, a retry under a stored id is answered with its record, and the validators
+    /// that need only labels and the image header run.
+    pub async fn admit(
+        &self,
+        submission: Submission,
+        id: Option<Uuid>,
+    ) -> Result<Admission, SubmitError> {
         let prepared = self.prepare(submission)?;
         if let Some(id) = id
             && let Some(existing) = self.record(id).await?
         {
-            return self.replay(existing, &prepared.facts, &prepared.labels);
+            let replayed = self.replay(existing, &prepared.facts, &prepared.labels)?;
+            return Ok(Admission::Replayed(replayed));
         }
         self.check(&[Stage::Labels, Stage::Header], &prepared.facts_with(&[]))?;
+        Ok(Admission::Ready(prepared))
+    }
+
+    /// The rest of an admitted submission's way: analyze, the checks on extracted facts, the
+    /// record, every actor; `step` hears each step as it starts.
+    pub async fn complete(
+        &self,
+        prepared: Prepared,
+        id: Option<Uuid>,
+        step: impl Fn(Step),
+    ) -> Result<Accepted, SubmitError> {
+        step(Step::Decode);
         let extracted = self.extract(&prepared).await?;
+        step(Step::Validate);
         self.check(
             &[Stage::Extracted],
             &prepared.facts_with(&extracted.barcodes),
         )?;
         let image = prepared.image.clone();
         let record = self.record_of(prepared, extracted, id).await?;
+        step(Step::Store);
         self.store_everywhere(record, &image).await
     }
 
     /// Strips the metadata (first, so that hashes, duplicates and retries all see the bytes
     /// stored) and reads the image header.
     fn prepare(&self, submission: Submission) -> Result<Prepared, SubmitError> {
+        // Millisecond precision: what every store (BSON dates among them) keeps.
+        let received_at = Utc::now().trunc_subsecs(3);
         let started = Instant::now();
         let (image, metadata) = match self.strip_metadata {
             true => {
@@ -295,6 +348,7 @@ impl Pipeline {
             facts,
             metadata,
             labels: submission.labels,
+            received_at,
         })
     }
 
@@ -333,8 +387,7 @@ impl Pipeline {
         let mut record = Record {
             id: id.unwrap_or_else(Uuid::now_v7),
             pipeline: self.name.clone(),
-            // Millisecond precision: what every store (BSON dates among them) keeps.
-            received_at: Utc::now().trunc_subsecs(3),
+            received_at: prepared.received_at,
             labels: prepared.labels,
             image: prepared.facts,
             barcodes: extracted.barcodes,

@@ -512,6 +512,8 @@ fn describe_prints_every_kind_with_options_and_defaults() {
         text.contains("A relative path is read from the config file's folder"),
         "the rule for paths is stated: {text}"
     );
+    assert!(text.contains("[queue]\n\n  kind = \"local\""), "{text}");
+    assert!(text.contains("max_queued: integer, default 1000"), "{text}");
     let actors = stdout(&run(dir.path(), &["describe", "actors"], &[]));
     assert!(actors.contains("[actors.<name>]") && !actors.contains("json-schema"));
 }

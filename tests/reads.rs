@@ -74,6 +74,7 @@ async fn an_open_pipeline_is_not_readable_until_its_config_says_public() {
         problem(&mut get(&closed, path, None).await, 403, "read.closed").await;
     }
 
+    closed.stop().await;
     let public = Client::start(dir.path(), DEFAULT_IS_PUBLIC).await;
     assert_eq!(access_of(&public, "default").await["read"], "public");
     let mut res = get(&public, &format!("/api/v1/submissions/{id}"), None).await;

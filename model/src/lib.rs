@@ -286,11 +286,12 @@ impl Record {
     /// Two submissions are the same when their image bytes and labels are equal, numbers
     /// compared as numbers (`1` and `1.0` are one value in JSON).
     pub fn same_content(&self, sha256: &str, labels: &Labels) -> bool {
-        self.image.sha256 == sha256 && same_map(&self.labels, labels)
+        self.image.sha256 == sha256 && same_labels(&self.labels, labels)
     }
 }
 
-fn same_map(x: &Labels, y: &Labels) -> bool {
+/// Whether two label sets are equal as JSON values: numbers compared as numbers.
+pub fn same_labels(x: &Labels, y: &Labels) -> bool {
     x.len() == y.len()
         && x.iter()
             .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
@@ -311,7 +312,7 @@ fn same_value(a: &Value, b: &Value) -> bool {
         (Value::Array(x), Value::Array(y)) => {
             x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_value(x, y))
         }
-        (Value::Object(x), Value::Object(y)) => same_map(x, y),
+        (Value::Object(x), Value::Object(y)) => same_labels(x, y),
         _ => a == b,
     }
 }

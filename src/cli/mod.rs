@@ -13,7 +13,7 @@ mod error;
 
 use error::CliError;
 
-use crate::app::App;
+use crate::app::{App, Queueing};
 use crate::config::{Config, Overrides};
 
 #[derive(Parser)]
@@ -204,9 +204,9 @@ fn init_logging(args: &ServeArgs) {
     }
 }
 
-async fn build_app(overrides: &Overrides) -> Result<App, CliError> {
+async fn build_app(overrides: &Overrides, queueing: Queueing) -> Result<App, CliError> {
     let loaded = Config::load(overrides).map_err(CliError::Config)?;
-    App::build(loaded)
+    App::build_with(loaded, queueing)
         .await
         .map_err(|e| match e.is_unavailable() {
             true => CliError::Unavailable(e),
@@ -223,14 +223,19 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         ..Default::default()
     };
     runtime()?.block_on(async {
-        let app = build_app(&overrides).await?;
+        let app = build_app(&overrides, Queueing::Open).await?;
         let bind = app.loaded.config.server.bind;
         let acceptor = salvo::conn::TcpListener::new(bind).try_bind().await.map_err(|source| CliError::Listen { bind, source: Box::new(source) })?;
         tracing::info!(%bind, pipelines = ?app.pipelines.keys().collect::<Vec<_>>(), "Librarian is serving");
         let grace = app.loaded.config.server.shutdown_timeout;
         let lifecycle = Arc::new(crate::http::Lifecycle::default());
-        let service = crate::http::service_with(Arc::new(app), lifecycle.clone());
+        let app = Arc::new(app);
+        let workers = crate::worker::Workers::start(app.clone());
+        let service = crate::http::service_with(app, lifecycle.clone());
         crate::http::serve_until(acceptor, service, lifecycle, grace, stop_signal()).await;
+        if let Some(workers) = workers {
+            workers.stop().await;
+        }
         tracing::info!("stopped");
         Ok(())
     })
@@ -281,7 +286,7 @@ fn scan(config: Option<PathBuf>, images: Vec<PathBuf>) -> Result<(), CliError> {
     };
     let mut failed = false;
     runtime()?.block_on(async {
-        let app = build_app(&overrides).await?;
+        let app = build_app(&overrides, Queueing::Closed).await?;
         let pipeline = app.default_pipeline();
         for path in images {
             let started = Instant::now();

@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
 use crate::privacy::KeepMetadata;
 use auth::{AuthConfig, AuthMode, ReadAccess};
+use queue::{QueueConfig, SubmitMode};
 
 pub mod auth;
 mod problems;
+pub mod queue;
 use problems::is_secret;
 
 /// The name of the pipeline that always exists and that the plain routes use.
@@ -36,6 +38,8 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
     #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
     #[serde(default)]
@@ -228,6 +232,10 @@ pub struct PipelineConfig {
     /// This pipeline's rate limit instead of `[rate_limit]`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<QuotaConfig>,
+    /// `async`: every submission is queued and answered 202 with its job, as if sent with
+    /// `Prefer: respond-async`.
+    #[serde(default)]
+    pub mode: SubmitMode,
 }
 
 fn default_image_field() -> String {
@@ -395,6 +403,8 @@ impl Config {
             }
         }
         self.server.orphans_file = base_dir.join(&self.server.orphans_file);
+        let QueueConfig::Local(local) = &mut self.queue;
+        local.file = base_dir.join(&local.file);
     }
 
     /// The built-in components `photo` (a permissive image validator), `barcode` and `disk`,
@@ -428,6 +438,7 @@ impl Config {
                 read: None,
                 strip_metadata: false,
                 keep_metadata: Vec::new(),
+                mode: SubmitMode::Sync,
             },
         );
         config

@@ -35,6 +35,7 @@ pub const READ_CLOSED: Code = code("read.closed", StatusCode::FORBIDDEN);
 pub const ORIGIN_FORBIDDEN: Code = code("origin.forbidden", StatusCode::FORBIDDEN);
 pub const PIPELINE_NOT_FOUND: Code = code("pipeline.not_found", StatusCode::NOT_FOUND);
 pub const RECORD_NOT_FOUND: Code = code("record.not_found", StatusCode::NOT_FOUND);
+pub const JOB_NOT_FOUND: Code = code("job.not_found", StatusCode::NOT_FOUND);
 pub const ROUTE_NOT_FOUND: Code = code("route.not_found", StatusCode::NOT_FOUND);
 pub const ROUTE_METHOD_NOT_ALLOWED: Code =
     code("route.method_not_allowed", StatusCode::METHOD_NOT_ALLOWED);
@@ -80,20 +81,23 @@ pub const IMAGE_BUSY: Code = code("image.busy", StatusCode::SERVICE_UNAVAILABLE)
 pub const SUBMISSION_IN_PROGRESS: Code =
     code("submission.in_progress", StatusCode::SERVICE_UNAVAILABLE);
 pub const AUTH_BUSY: Code = code("auth.busy", StatusCode::SERVICE_UNAVAILABLE);
+pub const QUEUE_FULL: Code = code("queue.full", StatusCode::SERVICE_UNAVAILABLE);
+pub const QUEUE_UNAVAILABLE: Code = code("queue.unavailable", StatusCode::SERVICE_UNAVAILABLE);
 
 /// The codes that ask the caller to come back later: back-pressure, which the metrics count
 /// as `busy`, apart from failures.
-pub const BACK_PRESSURE: [Code; 6] = [
+pub const BACK_PRESSURE: [Code; 7] = [
     RATE_LIMITED,
     AUTH_THROTTLED,
     SERVER_BUSY,
     IMAGE_BUSY,
     SUBMISSION_IN_PROGRESS,
     AUTH_BUSY,
+    QUEUE_FULL,
 ];
 
 /// `request.invalid` and `internal` also stand for any other 4xx and 5xx the framework sets.
-pub const ALL: [Code; 49] = [
+pub const ALL: [Code; 52] = [
     BODY_MALFORMED_JSON,
     BODY_MALFORMED_MULTIPART,
     BODY_UNREADABLE,
@@ -114,6 +118,7 @@ pub const ALL: [Code; 49] = [
     ORIGIN_FORBIDDEN,
     PIPELINE_NOT_FOUND,
     RECORD_NOT_FOUND,
+    JOB_NOT_FOUND,
     ROUTE_NOT_FOUND,
     ROUTE_METHOD_NOT_ALLOWED,
     BODY_TOO_SLOW,
@@ -143,4 +148,6 @@ pub const ALL: [Code; 49] = [
     IMAGE_BUSY,
     SUBMISSION_IN_PROGRESS,
     AUTH_BUSY,
+    QUEUE_FULL,
+    QUEUE_UNAVAILABLE,
 ];

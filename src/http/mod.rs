@@ -4,6 +4,7 @@ pub mod codes;
 mod guard;
 mod headers;
 mod intake;
+mod jobs;
 mod lifecycle;
 mod problem;
 mod routes;
@@ -118,6 +119,11 @@ fn router(app: Arc<App>) -> Router {
         .hoop(guard::Authenticate(app.auth.clone()))
         .push(submissions)
         .push(pipelines)
+        .push(
+            Router::with_path("jobs/{id}")
+                .push(get_or_head(jobs::get_job))
+                .push(Router::with_path("events").push(get_or_head(jobs::job_events))),
+        )
         .push(Router::with_path("scan").post(routes::scan));
     Router::new()
         .hoop(affix_state::inject(app).inject(rate_limits))

@@ -12,6 +12,7 @@ use super::intake::InputError;
 use super::table;
 use crate::auth::{Denied, Refusal};
 use crate::imaging::ImageError;
+use crate::jobs::QueueError;
 use crate::pipeline::SubmitError;
 use librarian_actors::ActorError;
 
@@ -223,6 +224,21 @@ impl From<Refusal> for Problem {
                 "every credential check is busy; retry shortly",
             )
             .retry_after(1),
+        }
+    }
+}
+
+impl From<QueueError> for Problem {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Full => Self::new(codes::QUEUE_FULL, e.to_string()).retry_after(5),
+            _ => Self::new(
+                codes::QUEUE_UNAVAILABLE,
+                "the queue of asynchronous submissions could not be used; nothing was queued, \
+                 send it again later (the server's log has the cause under this request's id)",
+            )
+            .with_cause(e.to_string())
+            .retry_after(5),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use librarian_actors::{ActorError, HistoryCursor, HistoryQuery};
 use librarian_model::Record;
 use salvo::http::header::{
-    CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderValue, IF_NONE_MATCH, LOCATION,
+    CACHE_CONTROL, CONTENT_TYPE, ETAG, HeaderName, HeaderValue, IF_NONE_MATCH, LOCATION,
 };
 use salvo::prelude::*;
 use serde_json::{Value, json};
@@ -25,9 +25,13 @@ use crate::app::App;
 use crate::auth::{Caller, Denied};
 use crate::config::DEFAULT_PIPELINE;
 use crate::config::auth::ReadAccess;
+use crate::config::queue::SubmitMode;
+use crate::jobs::{Enqueued, Job, NewJob, QueueError};
 use crate::metrics::{Outcome, Stage};
-use crate::pipeline::{Accepted, Pipeline, SubmitError};
+use crate::pipeline::{Accepted, Admission, Pipeline, SubmitError};
 
+const PREFER: HeaderName = HeaderName::from_static("prefer");
+const PREFERENCE_APPLIED: HeaderName = HeaderName::from_static("preference-applied");
 const MAX_PAGE: usize = 100;
 /// What one history page may read of stored records, at least (four times
 /// `server.max_label_bytes` when that is more), so a page's memory is bounded.
@@ -35,7 +39,7 @@ const HISTORY_PAGE_BYTES: usize = 4 << 20;
 const MAX_SCAN_IMAGES: usize = 32;
 const READY_TIMEOUT: Duration = Duration::from_secs(3);
 
-fn app(depot: &Depot) -> Arc<App> {
+pub(super) fn app(depot: &Depot) -> Arc<App> {
     depot
         .get_typed::<Arc<App>>()
         .expect("the app is injected on the root router")
@@ -60,13 +64,20 @@ fn named_pipeline(app: &App, req: &Request) -> Result<Option<Arc<Pipeline>>, Pro
         .transpose()
 }
 
+/// What a submission is answered with: its record, or its job when it was queued.
+enum Answer {
+    Record(Accepted),
+    Job(Job),
+}
+
 /// A submission's answer as the metrics count it.
-fn counted(outcome: &Result<Accepted, Problem>) -> Outcome<'_> {
+fn counted(outcome: &Result<Answer, Problem>) -> Outcome<'_> {
     match outcome {
-        Ok(accepted) if accepted.created => Outcome::Stored {
+        Ok(Answer::Record(accepted)) if accepted.created => Outcome::Stored {
             barcodes: &accepted.record.barcodes,
         },
-        Ok(_) => Outcome::Replayed,
+        Ok(Answer::Record(_)) => Outcome::Replayed,
+        Ok(Answer::Job(_)) => Outcome::Queued,
         Err(p) if codes::BACK_PRESSURE.iter().any(|c| c.name == p.code) => {
             Outcome::Busy { code: p.code }
         }
@@ -79,7 +90,24 @@ fn counted(outcome: &Result<Accepted, Problem>) -> Outcome<'_> {
     }
 }
 
-fn parse_id(text: &str) -> Result<Uuid, Problem> {
+/// Whether the request asks for an asynchronous answer (RFC 7240 `Prefer: respond-async`).
+fn prefers_async(req: &Request) -> bool {
+    req.headers()
+        .get_all(PREFER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|preference| {
+            preference
+                .split([';', '='])
+                .next()
+                .unwrap_or_default()
+                .trim()
+        })
+        .any(|token| token.eq_ignore_ascii_case("respond-async"))
+}
+
+pub(super) fn parse_id(text: &str) -> Result<Uuid, Problem> {
     Uuid::parse_str(text).map_err(|_| InputError::BadId(text.to_owned()).into())
 }
 
@@ -93,19 +121,34 @@ pub async fn submit(
     let pipeline = pipeline(&app, req.param::<String>("name").as_deref())?;
     let outcome = accept(&app, depot, &pipeline, req).await;
     app.metrics.submission(&pipeline.name, counted(&outcome));
-    let accepted = outcome?;
-    let location = format!("/api/v1/submissions/{}", accepted.record.id);
-    res.status_code(if accepted.created {
-        StatusCode::CREATED
-    } else {
-        StatusCode::OK
-    });
+    match outcome? {
+        Answer::Record(accepted) => {
+            res.status_code(if accepted.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            });
+            set_location(res, &format!("/api/v1/submissions/{}", accepted.record.id));
+            res.render(Json(&accepted.record));
+        }
+        Answer::Job(job) => {
+            res.status_code(StatusCode::ACCEPTED);
+            set_location(res, &format!("/api/v1/jobs/{}", job.id));
+            res.headers_mut().insert(
+                PREFERENCE_APPLIED,
+                HeaderValue::from_static("respond-async"),
+            );
+            res.render(Json(&job));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn set_location(res: &mut Response, location: &str) {
     res.headers_mut().insert(
         LOCATION,
-        HeaderValue::from_str(&location).expect("a path is a header value"),
+        HeaderValue::from_str(location).expect("a path is a header value"),
     );
-    res.render(Json(&accepted.record));
-    Ok(())
 }
 
 /// Lets a request use a pipeline: the caller must be allowed to, and within its rate.
@@ -147,18 +190,27 @@ fn busy(doing: &str) -> Problem {
     Problem::new(codes::SERVER_BUSY, detail).retry_after(1)
 }
 
-/// Admits, reads the submission and hands it to the pipeline.
+/// Admits, reads the submission and hands it to the pipeline: to complete now, or, when the
+/// request prefers it or the pipeline is asynchronous, to the queue once the cheap checks pass.
 async fn accept(
     app: &App,
     depot: &Depot,
     pipeline: &Pipeline,
     req: &mut Request,
-) -> Result<Accepted, Problem> {
+) -> Result<Answer, Problem> {
     let id = req
         .param::<String>("id")
         .map(|id| parse_id(&id))
         .transpose()?;
     admit(depot, pipeline, req)?;
+    let queue = match pipeline.mode == SubmitMode::Async || prefers_async(req) {
+        true => Some(
+            app.queue
+                .clone()
+                .ok_or_else(|| Problem::from(QueueError::Closed))?,
+        ),
+        false => None,
+    };
     let fields = Fields {
         image: &pipeline.image_field,
         labels: &pipeline.labels_field,
@@ -170,13 +222,38 @@ async fn accept(
     let _slot = handling_slot(app)?;
     let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await;
     app.metrics.stage(Stage::Read, None, started.elapsed());
-    Ok(pipeline.submit(submission?, id).await?)
+    let Some(queue) = queue else {
+        return Ok(Answer::Record(pipeline.submit(submission?, id).await?));
+    };
+    let prepared = match pipeline.admit(submission?, id).await? {
+        Admission::Replayed(accepted) => return Ok(Answer::Record(accepted)),
+        Admission::Ready(prepared) => prepared,
+    };
+    let new = NewJob {
+        id: id.unwrap_or_else(Uuid::now_v7),
+        pipeline: pipeline.name.clone(),
+        prepared,
+    };
+    match queue.enqueue(new).await? {
+        Enqueued::Queued(job) => {
+            app.metrics.job("queued");
+            Ok(Answer::Job(job))
+        }
+        Enqueued::Same(job) => Ok(Answer::Job(job)),
+        Enqueued::Conflict(id) => Err(SubmitError::Conflict(id).into()),
+    }
 }
 
 #[handler]
 pub async fn metrics(depot: &mut Depot, res: &mut Response) {
     let app = app(depot);
     let in_flight = app.in_flight_cap - app.in_flight.available_permits();
+    if let Some(queue) = &app.queue {
+        match queue.depth().await {
+            Ok((queued, running)) => app.metrics.queue_depth(queued, running),
+            Err(error) => tracing::warn!(%error, "the queue's depth could not be read"),
+        }
+    }
     res.headers_mut().insert(
         CONTENT_TYPE,
         // prometheus-client writes OpenMetrics text (with `# EOF`); the type must say so, or a

@@ -3,7 +3,7 @@
 //! (an `OPTIONS` without CORS preflight headers, 204 with `Allow`).
 
 /// (template, methods), the methods as `Allow` lists them.
-pub const ROUTES: [(&str, &str); 18] = [
+pub const ROUTES: [(&str, &str); 20] = [
     ("/", "GET, HEAD"),
     ("/healthz", "GET, HEAD"),
     ("/readyz", "GET, HEAD"),
@@ -25,6 +25,8 @@ pub const ROUTES: [(&str, &str); 18] = [
     ),
     ("/api/v1/pipelines/{name}/submissions/{id}", "PUT"),
     ("/api/v1/scan", "POST"),
+    ("/api/v1/jobs/{id}", "GET, HEAD"),
+    ("/api/v1/jobs/{id}/events", "GET, HEAD"),
 ];
 
 /// The route a path belongs to, with its methods; `None` for a path the API does not have.

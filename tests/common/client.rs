@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use librarian::app::App;
+use librarian::worker::Workers;
 use salvo::http::header::CONTENT_TYPE;
 use salvo::prelude::*;
 use salvo::test::{RequestBuilder, ResponseExt, TestClient};
@@ -19,6 +20,8 @@ pub struct Client {
     pub app: Arc<App>,
     service: Arc<Service>,
     token: Option<String>,
+    /// The queue's workers, running while any copy of the client lives.
+    workers: Option<Arc<Workers>>,
 }
 
 impl Client {
@@ -26,10 +29,28 @@ impl Client {
     pub async fn start(dir: &Path, toml: &str) -> Self {
         let app = app(dir, toml).await;
         let service = Arc::new(librarian::http::service(app.clone()));
+        let workers = Workers::start(app.clone()).map(Arc::new);
         Self {
             app,
             service,
             token: None,
+            workers,
+        }
+    }
+
+    /// Stops the service as a restart would: its workers finish, and its queue is closed for
+    /// the next service on the same folder. Copies of the client must be gone.
+    pub async fn stop(self) {
+        let Self {
+            app,
+            service,
+            workers,
+            ..
+        } = self;
+        drop((app, service));
+        if let Some(workers) = workers {
+            let workers = Arc::into_inner(workers).expect("no other copy of the client");
+            workers.stop().await;
         }
     }
 
@@ -64,6 +85,55 @@ impl Client {
     pub async fn put(&self, id: &str, image: &[u8], labels: Value) -> Response {
         let request = TestClient::put(url(&format!("/api/v1/submissions/{id}")));
         self.send(request.json(&body(image, labels))).await
+    }
+
+    /// Submits an image and its labels, as JSON, to a pipeline, asking for an asynchronous
+    /// answer (`Prefer: respond-async`).
+    pub async fn submit_async(&self, pipeline: &str, image: &[u8], labels: Value) -> Response {
+        let path = format!("/api/v1/pipelines/{pipeline}/submissions");
+        let request = TestClient::post(url(&path))
+            .add_header("prefer", "respond-async", true)
+            .json(&body(image, labels));
+        self.send(request).await
+    }
+
+    /// A job, by id.
+    pub async fn job(&self, id: &str) -> Response {
+        self.get(&format!("/api/v1/jobs/{id}")).await
+    }
+
+    /// The job once it reached a final state: 303 when stored, else 200 with the job. Fails
+    /// the test after a minute of waiting.
+    pub async fn finished_job(&self, id: &str) -> Response {
+        for _ in 0..1200 {
+            let mut res = self.job(id).await;
+            if res.status_code != Some(StatusCode::OK) {
+                return res;
+            }
+            let job = json_of(&mut res).await;
+            if !matches!(job["state"].as_str(), Some("queued" | "running")) {
+                return self.job(id).await;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("job {id} did not finish within a minute");
+    }
+
+    /// The `job` events of a job's stream, read until the stream ends.
+    pub async fn job_events(&self, id: &str) -> Vec<Value> {
+        let mut res = self.get(&format!("/api/v1/jobs/{id}/events")).await;
+        assert_eq!(res.status_code, Some(StatusCode::OK));
+        let text = res.take_string().await.expect("an event stream");
+        text.split("\n\n")
+            .filter(|event| event.contains("event: job"))
+            .map(|event| {
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("an event has data");
+                serde_json::from_str(data).expect("an event's data is JSON")
+            })
+            .collect()
     }
 
     pub async fn post_json(&self, path: &str, value: &Value) -> Response {

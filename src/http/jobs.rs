@@ -1,0 +1,124 @@
+//! A queued submission's job: its state, and the news of each change as Server-Sent Events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use salvo::http::StatusCode;
+use salvo::prelude::*;
+use salvo::sse::{SseEvent, SseKeepAlive};
+use tokio::sync::broadcast::{Receiver, error::RecvError};
+use uuid::Uuid;
+
+use super::codes;
+use super::guard::caller;
+use super::problem::Problem;
+use super::routes::{app, parse_id, set_location};
+use crate::app::App;
+use crate::jobs::{Job, JobState, Queue};
+
+fn missing(id: Uuid) -> Problem {
+    Problem::new(codes::JOB_NOT_FOUND, format!("no job with id {id}"))
+}
+
+/// The id in the path and the queue that may hold its job.
+fn queue_of(app: &App, req: &Request) -> Result<(Uuid, Arc<Queue>), Problem> {
+    let id = parse_id(&req.param::<String>("id").unwrap_or_default())?;
+    let queue = app.queue.clone().ok_or_else(|| missing(id))?;
+    Ok((id, queue))
+}
+
+/// The job, when the caller may read its pipeline's records: a job the caller may not read
+/// is answered as missing, like a record.
+async fn readable_job(app: &App, queue: &Queue, depot: &Depot, id: Uuid) -> Result<Job, Problem> {
+    let caller = caller(depot);
+    queue
+        .job(id)
+        .await?
+        .filter(|j| {
+            app.access(&j.pipeline)
+                .authorize_read(&caller, &j.pipeline)
+                .is_ok()
+        })
+        .ok_or_else(|| missing(id))
+}
+
+/// `200` with the job while it is not stored (or when it was rejected or failed); `303` to
+/// the record once it is.
+#[handler]
+pub async fn get_job(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let (id, queue) = queue_of(&app, req)?;
+    let job = readable_job(&app, &queue, depot, id).await?;
+    if job.state == JobState::Stored {
+        res.status_code(StatusCode::SEE_OTHER);
+        set_location(res, &format!("/api/v1/submissions/{}", job.id));
+    }
+    res.render(Json(&job));
+    Ok(())
+}
+
+/// What an events stream has still to send.
+struct Events {
+    id: Uuid,
+    queue: Arc<Queue>,
+    current: Option<Job>,
+    changes: Receiver<Job>,
+    ended: bool,
+}
+
+impl Events {
+    /// The job's next change; after a gap (the stream fell behind), its state read afresh.
+    async fn next(&mut self) -> Option<Job> {
+        if let Some(job) = self.current.take() {
+            return Some(job);
+        }
+        loop {
+            match self.changes.recv().await {
+                Ok(job) if job.id == self.id => return Some(job),
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return self.queue.job(self.id).await.ok().flatten(),
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// Server-Sent Events, each a `job` event holding the job: the current state first, then each
+/// change of state or stage; the stream ends after the final state.
+#[handler]
+pub async fn job_events(
+    req: &mut Request,
+    depot: &mut Depot,
+    res: &mut Response,
+) -> Result<(), Problem> {
+    let app = app(depot);
+    let (id, queue) = queue_of(&app, req)?;
+    // Listening before reading the state, so that no change falls between the two.
+    let changes = queue.changes();
+    let job = readable_job(&app, &queue, depot, id).await?;
+    let events = Events {
+        id: job.id,
+        queue,
+        current: Some(job),
+        changes,
+        ended: false,
+    };
+    let stream = futures_util::stream::unfold(events, |mut events| async move {
+        if events.ended {
+            return None;
+        }
+        let job = events.next().await?;
+        events.ended = job.state.is_final();
+        let event = SseEvent::default()
+            .name("job")
+            .json(&job)
+            .expect("a job serializes");
+        Some((Ok::<_, Infallible>(event), events))
+    });
+    SseKeepAlive::new(stream).stream(res);
+    Ok(())
+}

@@ -1,0 +1,152 @@
+//! The workers of the queue: each takes the next job that is due, completes its submission
+//! on its pipeline, and records the outcome. A store that failed (5xx) is retried with
+//! exponential backoff and jitter up to `max_attempts`; a rejection (4xx) is final at once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::http::Problem;
+use crate::http::codes;
+use crate::jobs::{Claimed, JobState, Queue};
+
+/// How long an idle worker waits before it looks at the queue again, at most: a job waiting
+/// for its retry becomes due without anyone queueing.
+const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// How often finished jobs older than `keep_finished` are dropped.
+const FORGET_EVERY: Duration = Duration::from_secs(3600);
+
+/// The running workers; dropping them does not stop them, [`Workers::stop`] does.
+pub struct Workers {
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Workers {
+    /// Starts the app's workers (`queue.workers`, one per core when unset), if it has a queue.
+    pub fn start(app: Arc<App>) -> Option<Self> {
+        let queue = app.queue.clone()?;
+        let count = queue.config().workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, usize::from),
+            usize::from,
+        );
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        for _ in 0..count {
+            tasks.spawn(work(app.clone(), queue.clone(), stopped.clone()));
+        }
+        tasks.spawn(forget(queue, stopped));
+        Some(Self { tasks, stop })
+    }
+
+    /// Lets each worker finish the job it runs, then stops them. A job cut short by the
+    /// process ending instead runs again at the next start.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn work(app: Arc<App>, queue: Arc<Queue>, mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        match queue.claim().await {
+            Ok(Some(claimed)) => run(&app, &queue, claimed).await,
+            Ok(None) => {
+                let wait = match queue.next_due().await {
+                    Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
+                    _ => IDLE_LOOK,
+                };
+                tokio::select! {
+                    _ = queue.queued.notified() => {}
+                    _ = tokio::time::sleep(wait.min(IDLE_LOOK)) => {}
+                    _ = stopped.changed() => {}
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "the queue could not be read; trying again in a second");
+                tokio::time::sleep(IDLE_LOOK).await;
+            }
+        }
+    }
+}
+
+async fn forget(queue: Arc<Queue>, mut stopped: watch::Receiver<bool>) {
+    while !*stopped.borrow() {
+        match queue.forget_finished().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "finished jobs past queue.keep_finished dropped"),
+            Err(error) => tracing::warn!(%error, "finished jobs could not be dropped"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(FORGET_EVERY) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// Completes one job's submission and records how it ended.
+async fn run(app: &App, queue: &Queue, claimed: Claimed) {
+    let Claimed { job, prepared } = claimed;
+    let outcome = match app.pipeline(&job.pipeline) {
+        Some(pipeline) => {
+            let steps = |step| queue.step(&job, step);
+            let completed = pipeline.complete(prepared, Some(job.id), steps).await;
+            completed.map(drop).map_err(Problem::from)
+        }
+        None => Err(Problem::new(
+            codes::PIPELINE_NOT_FOUND,
+            format!("pipeline `{}` was removed from the config", job.pipeline),
+        )),
+    };
+    let finished = match outcome {
+        Ok(()) => queue.finish(job.id, JobState::Stored, None).await,
+        Err(problem) => {
+            if let Some(cause) = &problem.cause {
+                tracing::warn!(job = %job.id, %cause, "job run failed");
+            }
+            let document = serde_json::to_value(problem.document()).expect("a problem serializes");
+            let attempts_left = job.attempts < queue.config().max_attempts.get();
+            match problem.status.is_server_error() && attempts_left {
+                true => {
+                    app.metrics.job("retried");
+                    let at = Utc::now() + backoff(queue.config().retry_delay, job.attempts);
+                    queue.retry(job.id, at, document).await
+                }
+                false => {
+                    let state = match problem.status.is_client_error() {
+                        true => JobState::Rejected,
+                        false => JobState::Failed,
+                    };
+                    queue.finish(job.id, state, Some(document)).await
+                }
+            }
+        }
+    };
+    match finished {
+        Ok(done) if done.state.is_final() => {
+            let state = serde_json::to_value(done.state).expect("a state serializes");
+            app.metrics.job(state.as_str().unwrap_or_default());
+            let took = (done.updated_at - done.created_at)
+                .to_std()
+                .unwrap_or_default();
+            app.metrics.job_done(done.attempts, took);
+            tracing::info!(job = %done.id, state = ?done.state, attempts = done.attempts, "job done");
+        }
+        Ok(_) => {}
+        // The job stays running in the queue: it runs again at the next start.
+        Err(error) => {
+            tracing::error!(job = %job.id, %error, "a job's outcome could not be recorded")
+        }
+    }
+}
+
+/// The wait before run `attempts + 1`: `delay` doubled per run so far, times 0.5 to 1.5.
+fn backoff(delay: Duration, attempts: u32) -> chrono::Duration {
+    let doubled = delay.saturating_mul(1 << attempts.saturating_sub(1).min(16));
+    let jitter = 0.5 + rand::random::<f64>();
+    chrono::Duration::from_std(doubled.mul_f64(jitter)).unwrap_or(chrono::Duration::MAX)
+}
