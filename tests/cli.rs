@@ -1148,3 +1148,83 @@ fn the_server_logs_to_stderr_without_colour_codes() {
     );
     assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "");
 }
+
+/// The state of a job, read without following the 303 of a stored one.
+fn job_state(address: &str, id: &str) -> String {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .max_redirects(0)
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut res = agent
+        .get(format!("http://{address}/api/v1/jobs/{id}"))
+        .call()
+        .unwrap();
+    let job: Value = res.body_mut().read_json().unwrap();
+    job["state"].as_str().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn jobs_acknowledged_before_a_kill_9_are_stored_once_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = "[auth]\nread = \"public\"\n[queue]\nkind = \"local\"\nworkers = 1\n";
+    std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
+    // Large and noisy, so that one worker is still busy when the server is killed.
+    let code = symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160);
+    let photo = common::noisy(&common::on_canvas(&code, 2400, 1800, 900, 800), 40);
+    std::fs::write(dir.path().join("photo.png"), png(&photo)).unwrap();
+    let (mut server, address) = serve(dir.path(), &[]);
+    let url = format!("http://{address}");
+    let ids: Vec<String> = (0..6).map(|_| uuid::Uuid::now_v7().to_string()).collect();
+    // Sent at once: the one worker cannot keep up, so jobs are queued and running at the kill.
+    std::thread::scope(|threads| {
+        for (n, id) in ids.iter().enumerate() {
+            let (dir, url) = (dir.path(), &url);
+            threads.spawn(move || {
+                let labels = format!("{{\"n\": {n}}}");
+                let args = [
+                    "submit",
+                    "photo.png",
+                    "--async",
+                    "--url",
+                    url,
+                    "--id",
+                    id,
+                    "--labels",
+                    &labels,
+                ];
+                let output = run(dir, &args, &[]);
+                assert!(output.status.success(), "{}", stderr(&output));
+                let job: Value = serde_json::from_str(&stdout(&output)).unwrap();
+                assert_eq!(job["id"], id.as_str());
+            });
+        }
+    });
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+
+    let (_server, address) = serve(dir.path(), &[]);
+    let started = Instant::now();
+    for id in &ids {
+        while job_state(&address, id) != "stored" {
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "job {id} is stored"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    // A write cut by the kill may leave its temporary file (never a record) behind.
+    let mut names: Vec<String> = files(&dir.path().join("data"))
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with(".tmp-"))
+        .collect();
+    names.sort();
+    let mut expected: Vec<String> = ids
+        .iter()
+        .flat_map(|id| [format!("{id}.json"), format!("{id}.png")])
+        .collect();
+    expected.sort();
+    assert_eq!(names, expected, "each job's record, once");
+}

@@ -148,6 +148,10 @@ struct SubmitArgs {
     /// the process list; it is outside the `LIBRARIAN_` prefix, which is the server's config.
     #[arg(long, env = "SUBMIT_LIBRARIAN_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Ask for an asynchronous answer (`Prefer: respond-async`): the job is printed once
+    /// queued; `GET /api/v1/jobs/{id}` follows it.
+    #[arg(long = "async")]
+    asynchronous: bool,
 }
 
 pub fn main() -> ExitCode {
@@ -339,6 +343,9 @@ fn submit(args: SubmitArgs) -> Result<(), CliError> {
     let mut request = agent.put(&url);
     if let Some(token) = &args.token {
         request = request.header("authorization", format!("Bearer {token}"));
+    }
+    if args.asynchronous {
+        request = request.header("prefer", "respond-async");
     }
     let failed = |source| CliError::Http {
         url: url.clone(),
