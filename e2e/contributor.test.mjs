@@ -195,6 +195,36 @@ test('the free label editor keeps what was typed: leading zeros, long codes and 
   }
 });
 
+test('a large photo is queued, followed live to its record, and found again from its address', async () => {
+  const queued = await startLibrarian('*', { products: ['read = "public"', 'async_above_bytes = 1'] });
+  try {
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    await page.goto(`${queued.url}/?pipeline=products`);
+    await page.waitForSelector('body[data-ready=true]');
+    const statuses = [];
+    await page.exposeFunction('seeStatus', (text) => statuses.push(text));
+    await page.evaluate(() => new MutationObserver(() => window.seeStatus(document.getElementById('status').textContent))
+      .observe(document.getElementById('status'), { childList: true, characterData: true, subtree: true }));
+    await fillProduct(page);
+    await page.getByRole('button', { name: 'Send', exact: true }).click();
+    await page.waitForSelector('#result:not([hidden])');
+    const id = (await page.locator('#record-id').textContent()).trim();
+    assert.equal(await page.locator('.barcode-text').first().textContent(), EAN, 'the record of the job is shown');
+    assert.ok(statuses.some((t) => /queued|Reading|Checking|Storing/.test(t)), `the stages were shown: ${JSON.stringify(statuses)}`);
+    assert.ok(existsSync(join(queued.data, `${id}.json`)), 'the job stored the record');
+    await page.close();
+
+    const later = await browser.newPage({ viewport: { width: 360, height: 740 } });
+    await later.goto(`${queued.url}/?pipeline=products#job=${id}`);
+    await later.waitForSelector('#result:not([hidden])');
+    assert.equal((await later.locator('#record-id').textContent()).trim(), id, 'the address leads back to the job\'s record');
+    await later.waitForFunction(() => document.getElementById('result-image').naturalWidth > 0);
+    await later.close();
+  } finally {
+    queued.stop();
+  }
+});
+
 async function fillProduct(page) {
   await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
   await page.getByLabel('Class').fill('3');

@@ -328,3 +328,24 @@ async fn a_job_is_read_like_the_record_it_becomes() {
     let mut events = client.get(&format!("/api/v1/jobs/{id}/events")).await;
     problem(&mut events, 404, "job.not_found").await;
 }
+
+#[tokio::test]
+async fn respond_async_is_read_among_other_preferences_and_nothing_else_is_taken_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let client = Client::start(dir.path(), PUBLIC_READS).await;
+    for (prefer, expected) in [
+        ("handling=lenient, Respond-Async", 202),
+        ("wait=5; x=1,respond-async", 202),
+        ("respond-asynchronously", 201),
+        ("handling=respond-async", 201),
+    ] {
+        let request = TestClient::post(common::url("/api/v1/submissions"))
+            .add_header("prefer", prefer, true)
+            .json(&common::body(&ean_png(), json!({"prefer": prefer})));
+        assert_eq!(
+            status(&client.send(request).await),
+            expected,
+            "Prefer: {prefer}"
+        );
+    }
+}

@@ -236,6 +236,11 @@ pub struct PipelineConfig {
     /// `Prefer: respond-async`.
     #[serde(default)]
     pub mode: SubmitMode,
+    /// The contributor page sends photos larger than this asynchronously (`Prefer:
+    /// respond-async`) and shows their progress live, when the pipeline's records are readable
+    /// to the sender; unset, only in `mode = "async"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub async_above_bytes: Option<u64>,
 }
 
 fn default_image_field() -> String {
@@ -439,6 +444,7 @@ impl Config {
                 strip_metadata: false,
                 keep_metadata: Vec::new(),
                 mode: SubmitMode::Sync,
+                async_above_bytes: None,
             },
         );
         config

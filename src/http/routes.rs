@@ -652,6 +652,8 @@ fn pipeline_spec(app: &App, pipeline: &Pipeline) -> Value {
         "labels_field": pipeline.labels_field,
         "label_schema": pipeline.label_schema(),
         "access": pipeline.access,
+        "mode": pipeline.mode,
+        "async_above_bytes": config.pipelines.get(&pipeline.name).and_then(|p| p.async_above_bytes),
         "limits": {
             "max_body_bytes": config.server.max_body_bytes,
             "max_pixels": pipeline.max_pixels(),

@@ -239,11 +239,12 @@ function showProblem(problem) {
 
 // ---- sending ----
 
-function upload(url, form, onProgress) {
+function upload(url, form, onProgress, asynchronous) {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
     xhr.open('PUT', url);
     for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+    if (asynchronous) xhr.setRequestHeader('Prefer', 'respond-async');
     xhr.responseType = 'json';
     xhr.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded / e.total); };
     xhr.onload = () => resolve({ status: xhr.status, body: xhr.response, retryAfter: Number(xhr.getResponseHeader('Retry-After')) || 0 });
@@ -275,19 +276,21 @@ async function send(event) {
   // One id for this submission: every retry reuses it, so the server stores it once.
   const id = crypto.randomUUID();
   const url = `/api/v1/pipelines/${encodeURIComponent(state.pipeline.name)}/submissions/${id}`;
+  const asynchronous = sendsAsync(state.file);
   $('send').disabled = true;
   $('progress-box').hidden = false;
   $('progress').value = 0;
   try {
     for (let attempt = 1; attempt <= 4; attempt++) {
       try {
-        const res = await upload(url, form, (share) => { $('progress').value = Math.round(share * 100); });
+        const res = await upload(url, form, (share) => { $('progress').value = Math.round(share * 100); }, asynchronous);
         if (res.status === 503 && attempt < 4) {
           status(`The server is busy; trying again (${attempt}).`);
           await sleep(1000 * Math.max(1, res.retryAfter));
           continue;
         }
         if (res.status === 200 || res.status === 201) { showResult(res.body); return; }
+        if (res.status === 202) { $('progress-box').hidden = true; await followJob(res.body); return; }
         showProblem(res.body || { status: res.status, code: 'unknown' });
         return;
       } catch (networkError) {
@@ -304,11 +307,74 @@ async function send(event) {
   }
 }
 
+// ---- asynchronous submissions: large photos are queued and followed live ----
+
+// Large photos go through the queue, where the sender can follow them: not when the
+// collection's records (and so its jobs) are closed to readers, unless it is asynchronous.
+function sendsAsync(file) {
+  const p = state.pipeline;
+  if (p.mode === 'async') return true;
+  return p.async_above_bytes != null && file.size > p.async_above_bytes && access().read !== 'closed';
+}
+
+const STAGES = {
+  queued: 'Your photo is queued; you may close this page and come back to this address.',
+  decode: 'Reading the barcodes…',
+  validate: 'Checking the photo and its labels…',
+  store: 'Storing…',
+};
+
+function showJob(job) {
+  status(STAGES[job.stage || job.state] || STAGES.queued);
+}
+
+// The job's events as they happen (fetched, not EventSource, so that a token can be sent),
+// then its final state.
+async function followJob(job) {
+  history.replaceState(null, '', `${location.pathname}${location.search}#job=${job.id}`);
+  showJob(job);
+  if (access().read === 'closed') {
+    status('Your photo is queued and will be checked and stored; this collection does not show results here.');
+    return;
+  }
+  const res = await fetch(`/api/v1/jobs/${job.id}/events`, { headers: authHeaders() });
+  if (res.ok && res.body) {
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = '';
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf('\n\n')) >= 0) {
+        const data = buffer.slice(0, cut).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5)).join('\n');
+        buffer = buffer.slice(cut + 2);
+        if (data) showJob(JSON.parse(data));
+      }
+    }
+  }
+  await settle(job.id);
+}
+
+// The job's outcome: a stored job answers 303, which fetch follows to the record.
+async function settle(id) {
+  for (;;) {
+    const res = await fetch(`/api/v1/jobs/${id}`, { headers: authHeaders() });
+    const body = await res.json();
+    if (!res.ok) { showProblem(body); return; }
+    if (res.redirected) { history.replaceState(null, '', `${location.pathname}${location.search}`); showResult(body); return; }
+    if (body.state === 'rejected' || body.state === 'failed') { showProblem(body.problem); return; }
+    showJob(body);
+    await sleep(2000);
+  }
+}
+
 function showResult(record) {
   status('');
   $('result').hidden = false;
   const image = $('result-image');
-  image.src = URL.createObjectURL(state.file);
+  if (state.file) image.src = URL.createObjectURL(state.file);
+  else showThumbnail(image, `/api/v1/submissions/${record.id}/image`);
   const svg = $('overlay');
   svg.setAttribute('viewBox', `0 0 ${record.image.width} ${record.image.height}`);
   svg.setAttribute('preserveAspectRatio', 'none');
@@ -428,6 +494,9 @@ async function start() {
   renderLabels();
   loadRecent(true);
   document.body.setAttribute('data-ready', 'true');
+  // Back to a job this address names (the page was closed while it ran).
+  const job = new URLSearchParams(location.hash.slice(1)).get('job');
+  if (job) followJob({ id: job, state: 'queued' });
 }
 
 start();
