@@ -2,7 +2,11 @@
 //! drives it with concurrent clients sending JSON PUTs of a base64 photo, and prints
 //! throughput, latency percentiles, status counts and the server's peak memory.
 //!
-//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both|bombs]`
+//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both|bombs] [--async]`
+//!
+//! `--async` sends every photo with `Prefer: respond-async`: the latencies are those of the
+//! 202s while the server's workers are saturated, and the run waits until the queue is empty
+//! to print how long the workers took to store what was acknowledged.
 //!
 //! A soak is a long run: `--seconds 600` reports resident memory a fifth into the run and at
 //! its end, so that growth shows.
@@ -131,6 +135,7 @@ fn json_body(image: &[u8]) -> String {
 
 /// Drives the server with `clients` clients, each sending the bodies in turn, pausing
 /// `pause` after each answer.
+#[allow(clippy::too_many_arguments)]
 fn drive(
     url: &str,
     bodies: &[String],
@@ -138,6 +143,7 @@ fn drive(
     seconds: u64,
     pause: Duration,
     server: u32,
+    prefer_async: bool,
 ) -> Outcome {
     let ms = Arc::new(Mutex::new(Vec::new()));
     let statuses = Arc::new(Mutex::new(BTreeMap::new()));
@@ -162,10 +168,13 @@ fn drive(
                         break;
                     }
                     let sent = Instant::now();
-                    let response = agent
+                    let mut request = agent
                         .put(format!("{url}/api/v1/submissions/{}", uuid::Uuid::new_v4()))
-                        .header("content-type", "application/json")
-                        .send(body.as_bytes());
+                        .header("content-type", "application/json");
+                    if prefer_async {
+                        request = request.header("prefer", "respond-async");
+                    }
+                    let response = request.send(body.as_bytes());
                     let mut wait = Duration::ZERO;
                     let status = match response {
                         Ok(mut r) => {
@@ -228,6 +237,7 @@ fn main() {
         .parse()
         .expect("--seconds is a number");
     let which = arg("--payload", "both");
+    let prefer_async = std::env::args().any(|a| a == "--async");
     let binary = std::env::var("BENCH_LIBRARIAN_BIN").unwrap_or_else(|_| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         format!("{target}/release/librarian")
@@ -256,7 +266,7 @@ fn main() {
     if which == "bombs" {
         bombs(&url, clients, seconds, server.id());
     } else {
-        photos(&url, &which, clients, seconds, server.id());
+        photos(&url, &which, clients, seconds, server.id(), prefer_async);
     }
     let _ = server.kill();
     let _ = server.wait();
@@ -271,7 +281,33 @@ fn statuses_of(outcome: &Outcome) -> String {
     statuses.join(", ")
 }
 
-fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32) {
+/// A value of the server's /metrics: the first sample whose line starts with `series`.
+fn metric(url: &str, series: &str) -> f64 {
+    let text = ureq::get(format!("{url}/metrics"))
+        .call()
+        .ok()
+        .and_then(|mut r| r.body_mut().read_to_string().ok())
+        .unwrap_or_default();
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Waits until the queue is empty; returns the seconds it took and the jobs stored so far.
+fn drained(url: &str) -> (f64, f64) {
+    let started = Instant::now();
+    while metric(url, r#"librarian_queue_depth{state="queued"}"#)
+        + metric(url, r#"librarian_queue_depth{state="running"}"#)
+        > 0.0
+    {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let stored = metric(url, r#"librarian_jobs_total{state="stored"}"#);
+    (started.elapsed().as_secs_f64(), stored)
+}
+
+fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32, prefer_async: bool) {
     let payloads = [
         ("crop", photo(640, 480, 300, ImageFormat::Png)),
         ("phone", photo(4000, 3000, 600, ImageFormat::Jpeg)),
@@ -285,7 +321,15 @@ fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32) {
         .filter(|(n, _)| which == "both" || which == *n)
     {
         let body = [json_body(bytes)];
-        let outcome = drive(url, &body, clients, seconds, Duration::ZERO, server);
+        let outcome = drive(
+            url,
+            &body,
+            clients,
+            seconds,
+            Duration::ZERO,
+            server,
+            prefer_async,
+        );
         let (warm, end) = outcome.rss_warm_and_end();
         println!(
             "| {name} | {} | {clients} | {seconds} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {warm:.0} / {end:.0} |",
@@ -298,6 +342,12 @@ fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32) {
             statuses_of(&outcome),
             memory_mib(server, "VmHWM:")
         );
+        if prefer_async {
+            let (seconds, stored) = drained(url);
+            println!(
+                "|   (async: the queue emptied {seconds:.1} s after the last 202; {stored} jobs stored in all so far) |"
+            );
+        }
     }
 }
 
@@ -321,11 +371,12 @@ fn bombs(url: &str, clients: usize, seconds: u64, server: u32) {
             seconds,
             Duration::ZERO,
             server,
+            false,
         )
     });
     let meanwhile = std::thread::spawn(move || {
         let pause = Duration::from_millis(500);
-        drive(&url_normal, &normal, 1, seconds, pause, server)
+        drive(&url_normal, &normal, 1, seconds, pause, server, false)
     });
     let (attack, meanwhile) = (attack.join().unwrap(), meanwhile.join().unwrap());
     println!();
