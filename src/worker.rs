@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 use crate::app::App;
 use crate::http::Problem;
 use crate::http::codes;
-use crate::jobs::{Claimed, JobState, Queue};
+use crate::jobs::{Claim, Claimed, JobState, Queue};
 
 /// How long an idle worker waits before it looks at the queue again, at most: a job waiting
 /// for its retry becomes due without anyone queueing.
@@ -54,7 +54,19 @@ impl Workers {
 async fn work(app: Arc<App>, queue: Arc<Queue>, mut stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
         match queue.claim().await {
-            Ok(Some(claimed)) => run(&app, &queue, claimed).await,
+            Ok(Some(Claim::Ready(claimed))) => run(&app, &queue, *claimed).await,
+            Ok(Some(Claim::Unreadable(job))) => {
+                let problem = Problem::new(
+                    codes::INTERNAL,
+                    "the queued submission could not be read back; send it again",
+                );
+                let failed = queue
+                    .finish(job.id, JobState::Failed, Some(document(&problem)))
+                    .await;
+                if let Err(error) = failed {
+                    tracing::error!(job = %job.id, %error, "a job's outcome could not be recorded");
+                }
+            }
             Ok(None) => {
                 let wait = match queue.next_due().await {
                     Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
@@ -108,7 +120,7 @@ async fn run(app: &App, queue: &Queue, claimed: Claimed) {
             if let Some(cause) = &problem.cause {
                 tracing::warn!(job = %job.id, %cause, "job run failed");
             }
-            let document = serde_json::to_value(problem.document()).expect("a problem serializes");
+            let document = document(&problem);
             let attempts_left = job.attempts < queue.config().max_attempts.get();
             match problem.status.is_server_error() && attempts_left {
                 true => {
@@ -128,8 +140,7 @@ async fn run(app: &App, queue: &Queue, claimed: Claimed) {
     };
     match finished {
         Ok(done) if done.state.is_final() => {
-            let state = serde_json::to_value(done.state).expect("a state serializes");
-            app.metrics.job(state.as_str().unwrap_or_default());
+            app.metrics.job(done.state.name());
             let took = (done.updated_at - done.created_at)
                 .to_std()
                 .unwrap_or_default();
@@ -149,4 +160,9 @@ fn backoff(delay: Duration, attempts: u32) -> chrono::Duration {
     let doubled = delay.saturating_mul(1 << attempts.saturating_sub(1).min(16));
     let jitter = 0.5 + rand::random::<f64>();
     chrono::Duration::from_std(doubled.mul_f64(jitter)).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The problem+json a job keeps.
+fn document(problem: &Problem) -> serde_json::Value {
+    serde_json::to_value(problem.document()).expect("a problem serializes")
 }

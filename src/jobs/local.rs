@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Claimed, Enqueued, Entry, Job, JobState, NewJob, QueueError};
+use super::{Claim, Claimed, Enqueued, Entry, Job, JobState, NewJob, QueueError};
 use crate::pipeline::Prepared;
 
 /// Every job, by id: its state and what identifies its content.
@@ -60,6 +60,22 @@ fn entry_of(
     id: u128,
 ) -> Result<Option<Entry>, QueueError> {
     table.get(id)?.map(|v| parse(v.value())).transpose()
+}
+
+/// The queued submission of a job, image and all.
+fn submission_of(tx: &redb::WriteTransaction, id: u128) -> Result<Prepared, QueueError> {
+    let missing = || QueueError::Missing(Uuid::from_u128(id));
+    let submissions = tx.open_table(SUBMISSIONS)?;
+    let submission: Submission = parse(submissions.get(id)?.ok_or_else(missing)?.value())?;
+    let images = tx.open_table(IMAGES)?;
+    let image = Bytes::copy_from_slice(images.get(id)?.ok_or_else(missing)?.value());
+    Ok(Prepared {
+        image,
+        facts: submission.facts,
+        metadata: submission.metadata,
+        labels: submission.labels,
+        received_at: submission.received_at,
+    })
 }
 
 impl LocalQueue {
@@ -173,10 +189,11 @@ impl LocalQueue {
         Ok(entry_of(&jobs, id.as_u128())?.map(|e| e.job))
     }
 
-    /// Takes the first job due by `now`: it is running, one attempt more.
-    pub fn claim(&self, now: DateTime<Utc>) -> Result<Option<Claimed>, QueueError> {
+    /// Takes the first job due by `now`: it is running, one attempt more. A due id whose job
+    /// cannot be read is dropped (logged), so that it cannot block the jobs behind it.
+    pub fn claim(&self, now: DateTime<Utc>) -> Result<Option<Claim>, QueueError> {
         let tx = self.db.begin_write()?;
-        let claimed = {
+        let claim = {
             let mut due = tx.open_table(DUE)?;
             let first = due.first()?.map(|(k, _)| k.value());
             let Some((at, id)) = first.filter(|(at, _)| *at <= now.timestamp_millis()) else {
@@ -184,35 +201,33 @@ impl LocalQueue {
             };
             due.remove((at, id))?;
             let mut jobs = tx.open_table(JOBS)?;
-            let Some(mut entry) = entry_of(&jobs, id)? else {
-                return Ok(None);
-            };
-            entry.job.state = JobState::Running;
-            entry.job.attempts += 1;
-            entry.job.updated_at = now;
-            jobs.insert(id, json(&entry).as_slice())?;
-            tx.open_table(RUNNING)?.insert(id, ())?;
-            let submission: Submission = match tx.open_table(SUBMISSIONS)?.get(id)? {
-                Some(v) => parse(v.value())?,
-                None => return Ok(None),
-            };
-            let image = match tx.open_table(IMAGES)?.get(id)? {
-                Some(v) => Bytes::copy_from_slice(v.value()),
-                None => return Ok(None),
-            };
-            Claimed {
-                job: entry.job,
-                prepared: Prepared {
-                    image,
-                    facts: submission.facts,
-                    metadata: submission.metadata,
-                    labels: submission.labels,
-                    received_at: submission.received_at,
-                },
+            match entry_of(&jobs, id) {
+                Ok(Some(mut entry)) => {
+                    entry.job.state = JobState::Running;
+                    entry.job.attempts += 1;
+                    entry.job.updated_at = now;
+                    jobs.insert(id, json(&entry).as_slice())?;
+                    tx.open_table(RUNNING)?.insert(id, ())?;
+                    Some(match submission_of(&tx, id) {
+                        Ok(prepared) => Claim::Ready(Box::new(Claimed {
+                            job: entry.job,
+                            prepared,
+                        })),
+                        Err(error) => {
+                            tracing::error!(job = %entry.job.id, %error, "a queued submission could not be read back");
+                            Claim::Unreadable(entry.job)
+                        }
+                    })
+                }
+                unreadable => {
+                    let error = unreadable.err().map(|e| e.to_string());
+                    tracing::error!(job = %Uuid::from_u128(id), ?error, "a due job could not be read; dropped");
+                    None
+                }
             }
         };
         tx.commit()?;
-        Ok(Some(claimed))
+        Ok(claim)
     }
 
     pub fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError> {
@@ -232,9 +247,7 @@ impl LocalQueue {
         let tx = self.db.begin_write()?;
         let job = {
             let mut jobs = tx.open_table(JOBS)?;
-            let mut entry = entry_of(&jobs, key)?.ok_or_else(|| {
-                QueueError::Corrupt(serde::de::Error::custom(format!("job {id} is missing")))
-            })?;
+            let mut entry = entry_of(&jobs, key)?.ok_or(QueueError::Missing(id))?;
             change(&mut entry.job, &tx)?;
             jobs.insert(key, json(&entry).as_slice())?;
             tx.open_table(RUNNING)?.remove(key)?;
@@ -306,5 +319,94 @@ impl LocalQueue {
         }
         tx.commit()?;
         Ok(forgotten)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use librarian_model::ImageFormat;
+
+    fn new_job(n: u8) -> NewJob {
+        let image = Bytes::from(vec![n; 8]);
+        NewJob {
+            id: Uuid::now_v7(),
+            pipeline: "default".into(),
+            prepared: Prepared {
+                facts: ImageFacts {
+                    format: ImageFormat::Png,
+                    width: 1,
+                    height: 1,
+                    bytes: image.len() as u64,
+                    sha256: format!("{n}"),
+                },
+                image,
+                metadata: None,
+                labels: Default::default(),
+                received_at: Utc::now(),
+            },
+        }
+    }
+
+    fn queued(queue: &LocalQueue, n: u8) -> Uuid {
+        match queue.enqueue(new_job(n), (10, 1 << 20)).unwrap() {
+            Enqueued::Queued(job) => job.id,
+            _ => panic!("queued"),
+        }
+    }
+
+    fn remove(queue: &LocalQueue, table: TableDefinition<u128, &[u8]>, id: Uuid) {
+        let tx = queue.db.begin_write().unwrap();
+        tx.open_table(table).unwrap().remove(id.as_u128()).unwrap();
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_job_whose_parts_are_gone_blocks_no_job_behind_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::open(&dir.path().join("queue.redb")).unwrap();
+        let (no_image, no_job, fine) = (queued(&queue, 1), queued(&queue, 2), queued(&queue, 3));
+        remove(&queue, IMAGES, no_image);
+        remove(&queue, JOBS, no_job);
+        let later = Utc::now() + chrono::Duration::seconds(1);
+        match queue.claim(later).unwrap() {
+            Some(Claim::Unreadable(job)) => assert_eq!(job.id, no_image),
+            _ => panic!("the job without its image can only fail"),
+        }
+        assert!(
+            queue.claim(later).unwrap().is_none(),
+            "the id without a job is dropped"
+        );
+        match queue.claim(later).unwrap() {
+            Some(Claim::Ready(claimed)) => assert_eq!(claimed.job.id, fine),
+            _ => panic!("the job behind them runs"),
+        }
+        assert_eq!(queue.depth().unwrap(), (0, 2));
+    }
+
+    #[test]
+    fn finishing_a_job_frees_its_bytes_for_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue = LocalQueue::open(&dir.path().join("queue.redb")).unwrap();
+        let limits = (10, 16);
+        let first = queue.enqueue(new_job(1), limits).unwrap();
+        let Enqueued::Queued(first) = first else {
+            panic!("queued")
+        };
+        assert!(matches!(
+            queue.enqueue(new_job(2), limits),
+            Ok(Enqueued::Queued(_))
+        ));
+        assert!(matches!(
+            queue.enqueue(new_job(3), limits),
+            Err(QueueError::Full)
+        ));
+        queue
+            .finish(first.id, JobState::Stored, None, Utc::now())
+            .unwrap();
+        assert!(matches!(
+            queue.enqueue(new_job(3), limits),
+            Ok(Enqueued::Queued(_))
+        ));
     }
 }

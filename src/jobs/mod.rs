@@ -33,6 +33,17 @@ impl JobState {
     pub fn is_final(self) -> bool {
         matches!(self, Self::Stored | Self::Rejected | Self::Failed)
     }
+
+    /// The state as the API and the metrics name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Stored => "stored",
+            Self::Rejected => "rejected",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// A running job's step (see [`Step`]).
@@ -94,6 +105,13 @@ pub struct Claimed {
     pub prepared: Prepared,
 }
 
+/// What a worker took from the queue.
+pub enum Claim {
+    Ready(Box<Claimed>),
+    /// A job whose submission could not be read back: it can only fail.
+    Unreadable(Job),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// A one-off command (`scan`) opens no queue.
@@ -111,6 +129,8 @@ pub enum QueueError {
     Store(#[source] Box<redb::Error>),
     #[error("a queued job could not be read: {0}")]
     Corrupt(#[source] serde_json::Error),
+    #[error("part of job {0} is missing from the queue")]
+    Missing(Uuid),
     #[error("the queue's worker thread failed: {0}")]
     Task(#[source] tokio::task::JoinError),
 }
@@ -214,12 +234,14 @@ impl Queue {
     }
 
     /// The next job that is due, now running.
-    pub async fn claim(&self) -> Result<Option<Claimed>, QueueError> {
-        let claimed = self.blocking(|q| q.claim(Utc::now())).await?;
-        if let Some(c) = &claimed {
-            self.changed(&c.job);
+    pub async fn claim(&self) -> Result<Option<Claim>, QueueError> {
+        let claim = self.blocking(|q| q.claim(Utc::now())).await?;
+        match &claim {
+            Some(Claim::Ready(claimed)) => self.changed(&claimed.job),
+            Some(Claim::Unreadable(job)) => self.changed(job),
+            None => {}
         }
-        Ok(claimed)
+        Ok(claim)
     }
 
     /// When the next job waiting for a retry is due.
