@@ -8,6 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{files, png, symbol};
+use librarian::jobs::LocalQueue;
 use rxing::BarcodeFormat;
 use serde_json::{Value, json};
 
@@ -1164,22 +1165,26 @@ fn job_state(address: &str, id: &str) -> String {
     job["state"].as_str().unwrap_or_default().to_owned()
 }
 
-#[test]
-fn jobs_acknowledged_before_a_kill_9_are_stored_once_after_the_restart() {
-    let dir = tempfile::tempdir().unwrap();
+/// A server in `dir` with one queue worker, and a large noisy photo to send it: one worker
+/// cannot keep up with a few of them sent at once.
+fn serve_one_worker(dir: &Path) -> (Server, String) {
     let config = "[auth]\nread = \"public\"\n[queue]\nkind = \"local\"\nworkers = 1\n";
-    std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
-    // Large and noisy, so that one worker is still busy when the server is killed.
+    std::fs::write(dir.join("librarian.toml"), config).unwrap();
     let code = symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160);
     let photo = common::noisy(&common::on_canvas(&code, 2400, 1800, 900, 800), 40);
-    std::fs::write(dir.path().join("photo.png"), png(&photo)).unwrap();
-    let (mut server, address) = serve(dir.path(), &[]);
+    std::fs::write(dir.join("photo.png"), png(&photo)).unwrap();
+    serve(dir, &[])
+}
+
+/// Sends `count` jobs at once with `submit --async`; returns their ids.
+fn send_jobs(dir: &Path, address: &str, count: usize) -> Vec<String> {
     let url = format!("http://{address}");
-    let ids: Vec<String> = (0..6).map(|_| uuid::Uuid::now_v7().to_string()).collect();
-    // Sent at once: the one worker cannot keep up, so jobs are queued and running at the kill.
+    let ids: Vec<String> = (0..count)
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
     std::thread::scope(|threads| {
         for (n, id) in ids.iter().enumerate() {
-            let (dir, url) = (dir.path(), &url);
+            let url = &url;
             threads.spawn(move || {
                 let labels = format!("{{\"n\": {n}}}");
                 let args = [
@@ -1200,12 +1205,14 @@ fn jobs_acknowledged_before_a_kill_9_are_stored_once_after_the_restart() {
             });
         }
     });
-    server.0.kill().unwrap();
-    server.0.wait().unwrap();
+    ids
+}
 
-    let (_server, address) = serve(dir.path(), &[]);
+/// Restarts the server in `dir` and asserts that every job ends stored, with one record each.
+fn restarted_stores_each_once(dir: &Path, ids: &[String]) {
+    let (_server, address) = serve(dir, &[]);
     let started = Instant::now();
-    for id in &ids {
+    for id in ids {
         while job_state(&address, id) != "stored" {
             assert!(
                 started.elapsed() < Duration::from_secs(120),
@@ -1214,8 +1221,8 @@ fn jobs_acknowledged_before_a_kill_9_are_stored_once_after_the_restart() {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
-    // A write cut by the kill may leave its temporary file (never a record) behind.
-    let mut names: Vec<String> = files(&dir.path().join("data"))
+    // A write cut by a kill may leave its temporary file (never a record) behind.
+    let mut names: Vec<String> = files(&dir.join("data"))
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .filter(|name| !name.starts_with(".tmp-"))
@@ -1227,4 +1234,42 @@ fn jobs_acknowledged_before_a_kill_9_are_stored_once_after_the_restart() {
         .collect();
     expected.sort();
     assert_eq!(names, expected, "each job's record, once");
+}
+
+#[test]
+fn jobs_acknowledged_before_a_kill_9_are_stored_once_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, address) = serve_one_worker(dir.path());
+    let ids = send_jobs(dir.path(), &address, 6);
+    server.0.kill().unwrap();
+    server.0.wait().unwrap();
+    restarted_stores_each_once(dir.path(), &ids);
+}
+
+#[test]
+fn sigterm_lets_the_worker_finish_its_job_and_leaves_the_others_queued() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, address) = serve_one_worker(dir.path());
+    let ids = send_jobs(dir.path(), &address, 6);
+    let term = Command::new("kill")
+        .args(["-TERM", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the server exits once its worker is done"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+    let queue = LocalQueue::open(&dir.path().join("queue.redb")).unwrap();
+    assert_eq!(queue.requeue_running().unwrap(), 0, "no job was cut short");
+    drop(queue);
+    restarted_stores_each_once(dir.path(), &ids);
 }
