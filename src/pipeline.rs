@@ -92,8 +92,9 @@ pub enum Admission {
     Ready(Prepared),
 }
 
-/// The steps of completing a submission, as a job reports them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// The steps of completing a submission, as a job reports them (its `stage`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Step {
     /// Decoding the image and running the extractors on it, in one pass on the decode pool.
     Decode,

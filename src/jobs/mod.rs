@@ -46,25 +46,6 @@ impl JobState {
     }
 }
 
-/// A running job's step (see [`Step`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobStage {
-    Decode,
-    Validate,
-    Store,
-}
-
-impl From<Step> for JobStage {
-    fn from(step: Step) -> Self {
-        match step {
-            Step::Decode => Self::Decode,
-            Step::Validate => Self::Validate,
-            Step::Store => Self::Store,
-        }
-    }
-}
-
 /// A job as `GET /api/v1/jobs/{id}` answers it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Job {
@@ -72,7 +53,7 @@ pub struct Job {
     pub pipeline: String,
     pub state: JobState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stage: Option<JobStage>,
+    pub stage: Option<Step>,
     /// Runs started so far.
     pub attempts: u32,
     pub created_at: DateTime<Utc>,
@@ -153,7 +134,7 @@ struct Entry {
 pub struct Queue {
     store: Arc<LocalQueue>,
     config: LocalQueueConfig,
-    steps: Mutex<HashMap<Uuid, JobStage>>,
+    steps: Mutex<HashMap<Uuid, Step>>,
     /// Woken when a job is queued.
     pub queued: Notify,
     changes: broadcast::Sender<Job>,
@@ -251,13 +232,12 @@ impl Queue {
 
     /// A running job reached a step.
     pub fn step(&self, job: &Job, step: Step) {
-        let stage = JobStage::from(step);
         self.steps
             .lock()
             .expect("not poisoned")
-            .insert(job.id, stage);
+            .insert(job.id, step);
         self.changed(&Job {
-            stage: Some(stage),
+            stage: Some(step),
             updated_at: Utc::now(),
             ..job.clone()
         });
