@@ -34,13 +34,12 @@ const FINISHED: TableDefinition<(i64, u128), ()> = TableDefinition::new("finishe
 /// (the load bench's server reached 1.3 GiB); the images are written once and read once.
 const CACHE_BYTES: usize = 16 << 20;
 
-/// A queued submission without its image (kept apart, as raw bytes).
+/// What a queued submission holds besides its job's entry (labels, arrival) and its image
+/// (kept apart, as raw bytes).
 #[derive(Serialize, Deserialize)]
 struct Submission {
     facts: ImageFacts,
     metadata: Option<MetadataReport>,
-    labels: librarian_model::Labels,
-    received_at: DateTime<Utc>,
 }
 
 pub struct LocalQueue {
@@ -63,7 +62,11 @@ fn entry_of(
 }
 
 /// The queued submission of a job, image and all.
-fn submission_of(tx: &redb::WriteTransaction, id: u128) -> Result<Prepared, QueueError> {
+fn submission_of(
+    tx: &redb::WriteTransaction,
+    id: u128,
+    entry: &Entry,
+) -> Result<Prepared, QueueError> {
     let missing = || QueueError::Missing(Uuid::from_u128(id));
     let submissions = tx.open_table(SUBMISSIONS)?;
     let submission: Submission = parse(submissions.get(id)?.ok_or_else(missing)?.value())?;
@@ -73,8 +76,8 @@ fn submission_of(tx: &redb::WriteTransaction, id: u128) -> Result<Prepared, Queu
         image,
         facts: submission.facts,
         metadata: submission.metadata,
-        labels: submission.labels,
-        received_at: submission.received_at,
+        labels: entry.labels.clone(),
+        received_at: entry.job.created_at,
     })
 }
 
@@ -164,14 +167,12 @@ impl LocalQueue {
             let entry = Entry {
                 job: job.clone(),
                 sha256: prepared.facts.sha256.clone(),
-                labels: prepared.labels.clone(),
+                labels: prepared.labels,
             };
             jobs.insert(id, json(&entry).as_slice())?;
             let submission = Submission {
                 facts: prepared.facts,
                 metadata: prepared.metadata,
-                labels: prepared.labels,
-                received_at: prepared.received_at,
             };
             tx.open_table(SUBMISSIONS)?
                 .insert(id, json(&submission).as_slice())?;
@@ -208,7 +209,7 @@ impl LocalQueue {
                     entry.job.updated_at = now;
                     jobs.insert(id, json(&entry).as_slice())?;
                     tx.open_table(RUNNING)?.insert(id, ())?;
-                    Some(match submission_of(&tx, id) {
+                    Some(match submission_of(&tx, id, &entry) {
                         Ok(prepared) => Claim::Ready(Box::new(Claimed {
                             job: entry.job,
                             prepared,
