@@ -14,7 +14,7 @@ use super::guard::caller;
 use super::problem::Problem;
 use super::routes::{app, parse_id, set_location};
 use crate::app::App;
-use crate::jobs::{Job, JobState, Queue};
+use crate::jobs::{Job, JobState, Progress, Queue};
 
 fn missing(id: Uuid) -> Problem {
     Problem::new(codes::JOB_NOT_FOUND, format!("no job with id {id}"))
@@ -67,21 +67,29 @@ struct Events {
     queue: Arc<Queue>,
     current: Option<Job>,
     changes: Receiver<Job>,
+    /// How far the job had got in the last event sent.
+    sent: Option<Progress>,
     ended: bool,
 }
 
 impl Events {
-    /// The job's next change; after a gap (the stream fell behind), its state read afresh.
+    /// The job's next change, if it is further than the last one sent: a change made between
+    /// listening and reading the current state arrives after that state, and is not sent
+    /// again. After a gap (the stream fell behind), the state is read afresh.
     async fn next(&mut self) -> Option<Job> {
-        if let Some(job) = self.current.take() {
-            return Some(job);
-        }
         loop {
-            match self.changes.recv().await {
-                Ok(job) if job.id == self.id => return Some(job),
-                Ok(_) => {}
-                Err(RecvError::Lagged(_)) => return self.queue.job(self.id).await.ok().flatten(),
-                Err(RecvError::Closed) => return None,
+            let job = match self.current.take() {
+                Some(job) => job,
+                None => match self.changes.recv().await {
+                    Ok(job) if job.id == self.id => job,
+                    Ok(_) => continue,
+                    Err(RecvError::Lagged(_)) => self.queue.job(self.id).await.ok().flatten()?,
+                    Err(RecvError::Closed) => return None,
+                },
+            };
+            if self.sent.is_none_or(|sent| job.progress() > sent) {
+                self.sent = Some(job.progress());
+                return Some(job);
             }
         }
     }
@@ -105,6 +113,7 @@ pub async fn job_events(
         queue,
         current: Some(job),
         changes,
+        sent: None,
         ended: false,
     };
     let stream = futures_util::stream::unfold(events, |mut events| async move {
@@ -121,4 +130,82 @@ pub async fn job_events(
     });
     SseKeepAlive::new(stream).stream(res);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use tokio::sync::broadcast;
+
+    use super::*;
+    use crate::config::queue::{LocalQueueConfig, QueueConfig};
+    use crate::pipeline::Step;
+
+    fn job(id: Uuid, state: JobState, stage: Option<Step>, attempts: u32) -> Job {
+        Job {
+            id,
+            pipeline: "default".into(),
+            state,
+            stage,
+            attempts,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            problem: None,
+        }
+    }
+
+    /// The places the events of a stream name, read until its end.
+    async fn sent(current: Job, changes: Vec<Job>) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let config = QueueConfig::Local(LocalQueueConfig {
+            file: dir.path().join("queue.redb"),
+            ..Default::default()
+        });
+        let (tell, listen) = broadcast::channel(16);
+        for change in changes {
+            tell.send(change).unwrap();
+        }
+        drop(tell);
+        let mut events = Events {
+            id: current.id,
+            queue: Arc::new(Queue::open(&config).unwrap()),
+            current: Some(current),
+            changes: listen,
+            sent: None,
+            ended: false,
+        };
+        let mut places = Vec::new();
+        while let Some(job) = events.next().await {
+            let stage = job.stage.map(|s| format!("/{s:?}")).unwrap_or_default();
+            places.push(format!("{:?}{stage} #{}", job.state, job.attempts));
+        }
+        places
+    }
+
+    #[tokio::test]
+    async fn changes_made_before_the_state_was_read_are_not_sent_after_it() {
+        use JobState::{Queued, Running, Stored};
+        let id = Uuid::now_v7();
+        let other = Uuid::now_v7();
+        let current = job(id, Running, Some(Step::Decode), 1);
+        let changes = vec![
+            job(id, Running, None, 1),
+            job(id, Running, Some(Step::Decode), 1),
+            job(other, Stored, None, 1),
+            job(id, Running, Some(Step::Store), 1),
+            job(id, Queued, None, 1),
+            job(id, Running, None, 2),
+            job(id, Stored, None, 2),
+        ];
+        assert_eq!(
+            sent(current, changes).await,
+            [
+                "Running/Decode #1",
+                "Running/Store #1",
+                "Queued #1",
+                "Running #2",
+                "Stored #2"
+            ]
+        );
+    }
 }

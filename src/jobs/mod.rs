@@ -63,6 +63,26 @@ pub struct Job {
     pub problem: Option<Value>,
 }
 
+/// How far a job has got, ordered: runs started, then the place in a run (queued before the
+/// first run, running, each step, queued again for the next run, final). Every change of a
+/// job moves it further.
+pub type Progress = (u32, u8);
+
+impl Job {
+    pub fn progress(&self) -> Progress {
+        let place = match (self.state, self.stage) {
+            (JobState::Queued, _) if self.attempts == 0 => 0,
+            (JobState::Running, None) => 1,
+            (JobState::Running, Some(Step::Decode)) => 2,
+            (JobState::Running, Some(Step::Validate)) => 3,
+            (JobState::Running, Some(Step::Store)) => 4,
+            (JobState::Queued, _) => 5,
+            (JobState::Stored | JobState::Rejected | JobState::Failed, _) => 6,
+        };
+        (self.attempts, place)
+    }
+}
+
 /// A submission to queue under an id.
 pub struct NewJob {
     pub id: Uuid,
