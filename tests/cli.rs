@@ -2,11 +2,11 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::servers::free_port;
 use common::{files, png, symbol};
 use librarian::jobs::LocalQueue;
 use rxing::BarcodeFormat;
@@ -526,14 +526,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Waits until the server at `address` answers /healthz (at most 20 s).

@@ -5,6 +5,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 
 pub const S3_KEY: &str = "librarian-test-key";
@@ -24,17 +25,35 @@ fn tool(variable: &str) -> PathBuf {
     path
 }
 
+/// A port no other test of this process was given, below the kernel's ephemeral range
+/// (32768 and up on Linux). A port the kernel picked (`bind(0)`) was given out again to the
+/// next caller once closed, so two servers of parallel tests could share it; and a client's
+/// own outgoing port can then be the one polled, where a connection to oneself succeeds.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    const FIRST: u16 = 20_000;
+    const SPAN: u16 = 12_000;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Each test binary starts at its own place, so test programs run side by side
+    // (the browser tests, a second checkout) rarely try the same ports.
+    let start = FIRST + (std::process::id() % u32::from(SPAN / 4)) as u16 * 4;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % SPAN;
+        let port = FIRST + (start - FIRST + offset) % SPAN;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Whether something other than this process's own socket listens on `port`.
+fn listens(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port))
+        .is_ok_and(|stream| stream.local_addr().ok() != stream.peer_addr().ok())
 }
 
 fn wait_for(port: u16, what: &str, child: &mut Child) {
     let started = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+    while !listens(port) {
         if let Ok(Some(status)) = child.try_wait() {
             panic!("{what} exited at start with {status}");
         }
@@ -83,9 +102,7 @@ impl Server {
             let _ = child.wait();
         }
         let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok()
-            && started.elapsed() < Duration::from_secs(10)
-        {
+        while listens(self.port) && started.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
