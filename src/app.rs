@@ -226,7 +226,9 @@ impl App {
         let removed_pipeline_access = Access::global(config);
         let queue = match queueing {
             Queueing::Open => Some(Arc::new(
-                Queue::open(&config.queue).map_err(|e| ConfigError::component("queue", e))?,
+                Queue::open(&config.queue)
+                    .await
+                    .map_err(|e| ConfigError::component("queue", e))?,
             )),
             Queueing::Closed => None,
         };

@@ -284,7 +284,10 @@ impl Pipeline {
     ) -> Result<Accepted, SubmitError> {
         match self.admit(submission, id).await? {
             Admission::Replayed(accepted) => Ok(accepted),
-            Admission::Ready(prepared) => self.complete(prepared, id, |_| ()).await,
+            Admission::Ready(prepared) => {
+                self.complete(prepared, id, |_| std::future::ready(()))
+                    .await
+            }
         }
     }
 
@@ -309,22 +312,22 @@ impl Pipeline {
 
     /// The rest of an admitted submission's way: analyze, the checks on extracted facts, the
     /// record, every actor; `step` hears each step as it starts.
-    pub async fn complete(
+    pub async fn complete<Heard: Future<Output = ()>>(
         &self,
         prepared: Prepared,
         id: Option<Uuid>,
-        step: impl Fn(Step),
+        step: impl Fn(Step) -> Heard,
     ) -> Result<Accepted, SubmitError> {
-        step(Step::Decode);
+        step(Step::Decode).await;
         let extracted = self.extract(&prepared).await?;
-        step(Step::Validate);
+        step(Step::Validate).await;
         self.check(
             &[Stage::Extracted],
             &prepared.facts_with(&extracted.barcodes),
         )?;
         let image = prepared.image.clone();
         let record = self.record_of(prepared, extracted, id).await?;
-        step(Step::Store);
+        step(Step::Store).await;
         self.store_everywhere(record, &image).await
     }
 

@@ -5,18 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::App;
 use crate::http::Problem;
 use crate::http::codes;
-use crate::jobs::{Claim, Claimed, JobState, Queue};
+use crate::jobs::{Claim, Claimed, JobState, Queue, Ticket};
 
-/// How long an idle worker waits before it looks at the queue again, at most: a job waiting
-/// for its retry becomes due without anyone queueing.
-const IDLE_LOOK: Duration = Duration::from_secs(1);
+/// The wait after the queue could not be read.
+const AFTER_ERROR: Duration = Duration::from_secs(1);
 /// How often finished jobs older than `keep_finished` are dropped.
 const FORGET_EVERY: Duration = Duration::from_secs(3600);
 
@@ -27,17 +25,21 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts the app's workers (`queue.workers`, one per core when unset), if it has a queue.
-    pub fn start(app: Arc<App>) -> Option<Self> {
+    /// Starts `count` workers (unset: `queue.workers`, or one per core), if the app has a
+    /// queue and the count is not 0.
+    pub fn start(app: Arc<App>, count: Option<usize>) -> Option<Self> {
         let queue = app.queue.clone()?;
-        let count = queue.config().workers.map_or_else(
-            || std::thread::available_parallelism().map_or(1, usize::from),
-            usize::from,
-        );
+        let count = count
+            .or(queue.policy().workers.map(usize::from))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if count == 0 {
+            return None;
+        }
+        let prefetch = u16::try_from(count).unwrap_or(u16::MAX);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = JoinSet::new();
         for _ in 0..count {
-            tasks.spawn(work(app.clone(), queue.clone(), stopped.clone()));
+            tasks.spawn(work(app.clone(), queue.clone(), prefetch, stopped.clone()));
         }
         tasks.spawn(forget(queue, stopped));
         Some(Self { tasks, stop })
@@ -51,36 +53,26 @@ impl Workers {
     }
 }
 
-async fn work(app: Arc<App>, queue: Arc<Queue>, mut stopped: watch::Receiver<bool>) {
+async fn work(app: Arc<App>, queue: Arc<Queue>, prefetch: u16, stopped: watch::Receiver<bool>) {
     while !*stopped.borrow() {
-        match queue.claim().await {
-            Ok(Some(Claim::Ready(claimed))) => run(&app, &queue, *claimed).await,
-            Ok(Some(Claim::Unreadable(job))) => {
+        match queue.claim(prefetch).await {
+            Ok(Some((Claim::Ready(claimed), ticket))) => run(&app, &queue, *claimed, ticket).await,
+            Ok(Some((Claim::Unreadable(job), ticket))) => {
                 let problem = Problem::new(
                     codes::INTERNAL,
                     "the queued submission could not be read back; send it again",
                 );
                 let failed = queue
-                    .finish(job.id, JobState::Failed, Some(document(&problem)))
+                    .finish(ticket, job.id, JobState::Failed, Some(document(&problem)))
                     .await;
                 if let Err(error) = failed {
                     tracing::error!(job = %job.id, %error, "a job's outcome could not be recorded");
                 }
             }
-            Ok(None) => {
-                let wait = match queue.next_due().await {
-                    Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
-                    _ => IDLE_LOOK,
-                };
-                tokio::select! {
-                    _ = queue.queued.notified() => {}
-                    _ = tokio::time::sleep(wait.min(IDLE_LOOK)) => {}
-                    _ = stopped.changed() => {}
-                }
-            }
+            Ok(None) => {}
             Err(error) => {
                 tracing::error!(%error, "the queue could not be read; trying again in a second");
-                tokio::time::sleep(IDLE_LOOK).await;
+                tokio::time::sleep(AFTER_ERROR).await;
             }
         }
     }
@@ -101,7 +93,7 @@ async fn forget(queue: Arc<Queue>, mut stopped: watch::Receiver<bool>) {
 }
 
 /// Completes one job's submission and records how it ended.
-async fn run(app: &App, queue: &Queue, claimed: Claimed) {
+async fn run(app: &App, queue: &Queue, claimed: Claimed, ticket: Ticket) {
     let Claimed { job, prepared } = claimed;
     let outcome = match app.pipeline(&job.pipeline) {
         Some(pipeline) => {
@@ -115,25 +107,25 @@ async fn run(app: &App, queue: &Queue, claimed: Claimed) {
         )),
     };
     let finished = match outcome {
-        Ok(()) => queue.finish(job.id, JobState::Stored, None).await,
+        Ok(()) => queue.finish(ticket, job.id, JobState::Stored, None).await,
         Err(problem) => {
             if let Some(cause) = &problem.cause {
                 tracing::warn!(job = %job.id, %cause, "job run failed");
             }
             let document = document(&problem);
-            let attempts_left = job.attempts < queue.config().max_attempts.get();
+            let attempts_left = job.attempts < queue.policy().max_attempts.get();
             match problem.status.is_server_error() && attempts_left {
                 true => {
                     app.metrics.job("retried");
-                    let at = Utc::now() + backoff(queue.config().retry_delay, job.attempts);
-                    queue.retry(job.id, at, document).await
+                    let delay = backoff(queue.policy().retry_delay, job.attempts);
+                    queue.retry(ticket, job.id, delay, document).await
                 }
                 false => {
                     let state = match problem.status.is_client_error() {
                         true => JobState::Rejected,
                         false => JobState::Failed,
                     };
-                    queue.finish(job.id, state, Some(document)).await
+                    queue.finish(ticket, job.id, state, Some(document)).await
                 }
             }
         }
@@ -156,10 +148,10 @@ async fn run(app: &App, queue: &Queue, claimed: Claimed) {
 }
 
 /// The wait before run `attempts + 1`: `delay` doubled per run so far, times 0.5 to 1.5.
-fn backoff(delay: Duration, attempts: u32) -> chrono::Duration {
+fn backoff(delay: Duration, attempts: u32) -> Duration {
     let doubled = delay.saturating_mul(1 << attempts.saturating_sub(1).min(16));
     let jitter = 0.5 + rand::random::<f64>();
-    chrono::Duration::from_std(doubled.mul_f64(jitter)).unwrap_or(chrono::Duration::MAX)
+    doubled.mul_f64(jitter)
 }
 
 /// The problem+json a job keeps.

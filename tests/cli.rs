@@ -3,35 +3,18 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::process::{
+    BIN, Server, one_record_each, run, serve, serve_with_env, stderr, stdout, until_healthy,
+    until_stored,
+};
 use common::servers::free_port;
 use common::{files, png, symbol};
 use librarian::jobs::LocalQueue;
 use rxing::BarcodeFormat;
 use serde_json::{Value, json};
-
-const BIN: &str = env!("CARGO_BIN_EXE_librarian");
-
-/// Runs the binary in `dir` with a clean LIBRARIAN_* environment plus `env`.
-fn run(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut command = Command::new(BIN);
-    command.current_dir(dir).args(args);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
-        command.env_remove(key);
-    }
-    command.envs(env.iter().copied());
-    command.output().expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn check(dir: &Path, file: &str, text: &str, env: &[(&str, &str)]) -> Output {
     std::fs::write(dir.join(file), text).unwrap();
@@ -517,55 +500,6 @@ fn describe_prints_every_kind_with_options_and_defaults() {
     assert!(text.contains("max_queued: integer, default 1000"), "{text}");
     let actors = stdout(&run(dir.path(), &["describe", "actors"], &[]));
     assert!(actors.contains("[actors.<name>]") && !actors.contains("json-schema"));
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Waits until the server at `address` answers /healthz (at most 20 s).
-fn until_healthy(address: &str) {
-    let started = Instant::now();
-    while ureq::get(format!("http://{address}/healthz"))
-        .call()
-        .is_err()
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "the server starts"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// `librarian serve` in `dir` on a free port with `args`, once it answers /healthz; the
-/// server stops when the returned guard drops.
-fn serve(dir: &Path, args: &[&str]) -> (Server, String) {
-    serve_with_env(dir, args, &[])
-}
-
-/// [`serve`] with these environment variables, and none of the caller's `LIBRARIAN_*`.
-fn serve_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (Server, String) {
-    let address = format!("127.0.0.1:{}", free_port());
-    let mut command = Command::new(BIN);
-    command
-        .current_dir(dir)
-        .args(["serve", "--bind", &address, "-q"])
-        .args(args)
-        .stdout(Stdio::null());
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("LIBRARIAN_")) {
-        command.env_remove(key);
-    }
-    command.envs(env.iter().copied());
-    let child = command.spawn().unwrap();
-    let server = Server(child);
-    until_healthy(&address);
-    (server, address)
 }
 
 #[test]
@@ -1142,21 +1076,6 @@ fn the_server_logs_to_stderr_without_colour_codes() {
     assert_eq!(std::fs::read_to_string(dir.path().join("out")).unwrap(), "");
 }
 
-/// The state of a job, read without following the 303 of a stored one.
-fn job_state(address: &str, id: &str) -> String {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .max_redirects(0)
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut res = agent
-        .get(format!("http://{address}/api/v1/jobs/{id}"))
-        .call()
-        .unwrap();
-    let job: Value = res.body_mut().read_json().unwrap();
-    job["state"].as_str().unwrap_or_default().to_owned()
-}
-
 /// A server in `dir` with one queue worker, and a large noisy photo to send it: one worker
 /// cannot keep up with a few of them sent at once.
 fn serve_one_worker(dir: &Path) -> (Server, String) {
@@ -1203,29 +1122,8 @@ fn send_jobs(dir: &Path, address: &str, count: usize) -> Vec<String> {
 /// Restarts the server in `dir` and asserts that every job ends stored, with one record each.
 fn restarted_stores_each_once(dir: &Path, ids: &[String]) {
     let (_server, address) = serve(dir, &[]);
-    let started = Instant::now();
-    for id in ids {
-        while job_state(&address, id) != "stored" {
-            assert!(
-                started.elapsed() < Duration::from_secs(120),
-                "job {id} is stored"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-    // A write cut by a kill may leave its temporary file (never a record) behind.
-    let mut names: Vec<String> = files(&dir.join("data"))
-        .iter()
-        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        .filter(|name| !name.starts_with(".tmp-"))
-        .collect();
-    names.sort();
-    let mut expected: Vec<String> = ids
-        .iter()
-        .flat_map(|id| [format!("{id}.json"), format!("{id}.png")])
-        .collect();
-    expected.sort();
-    assert_eq!(names, expected, "each job's record, once");
+    until_stored(&address, ids);
+    one_record_each(&dir.join("data"), ids);
 }
 
 #[test]

@@ -26,6 +26,8 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("this process has no queue to work")]
+    NoWorkers,
     #[error("some images could not be read")]
     ImagesUnread,
     #[error("--labels is not JSON: {0}")]

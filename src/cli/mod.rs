@@ -29,8 +29,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the HTTP API (what `librarian` with no arguments does).
+    /// Serve the HTTP API (what `librarian` with no arguments does), with the queue's
+    /// workers unless `--workers 0`.
     Serve(ServeArgs),
+    /// Run the queue's workers only, no HTTP API: with `[queue] kind = "amqp"`, as many
+    /// worker processes as the load needs, beside API replicas run with `--workers 0`.
+    Worker(WorkerArgs),
     /// Check a configuration without serving.
     Config {
         #[command(subcommand)]
@@ -114,6 +118,31 @@ struct ServeArgs {
     /// Folder of the built-in `disk` actor (overrides actors.disk.dir).
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Jobs of the queue worked at once in this process; 0: none (an API replica).
+    /// Default: queue.workers, or one per CPU core.
+    #[arg(long)]
+    workers: Option<usize>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Default)]
+struct WorkerArgs {
+    /// Config file (TOML, YAML or JSON); default: ./librarian.toml when present.
+    #[arg(long, env = "LIBRARIAN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Folder of the built-in `disk` actor (overrides actors.disk.dir).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Jobs worked at once. Default: queue.workers, or one per CPU core.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    workers: Option<u16>,
+    #[command(flatten)]
+    log: LogArgs,
+}
+
+#[derive(Args, Default)]
+struct LogArgs {
     /// More log output (-v: debug, -vv: trace).
     #[arg(short, long, action = clap::ArgAction::Count, conflicts_with = "quiet")]
     verbose: u8,
@@ -161,6 +190,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args),
+        Command::Worker(args) => worker(args),
         Command::Config {
             command: ConfigCommand::Check { config },
         } => check(config),
@@ -187,7 +217,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Runtime::new().map_err(CliError::Runtime)
 }
 
-fn init_logging(args: &ServeArgs) {
+fn init_logging(args: &LogArgs) {
     let level = match (args.quiet, args.verbose) {
         (true, _) => "warn",
         (false, 0) => "info",
@@ -219,7 +249,7 @@ async fn build_app(overrides: &Overrides, queueing: Queueing) -> Result<App, Cli
 }
 
 fn serve(args: ServeArgs) -> Result<(), CliError> {
-    init_logging(&args);
+    init_logging(&args.log);
     let overrides = Overrides {
         config_file: args.config,
         bind: args.bind,
@@ -234,12 +264,31 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         let grace = app.loaded.config.server.shutdown_timeout;
         let lifecycle = Arc::new(crate::http::Lifecycle::default());
         let app = Arc::new(app);
-        let workers = crate::worker::Workers::start(app.clone());
+        let workers = crate::worker::Workers::start(app.clone(), args.workers);
         let service = crate::http::service_with(app, lifecycle.clone());
         crate::http::serve_until(acceptor, service, lifecycle, grace, stop_signal()).await;
         if let Some(workers) = workers {
             workers.stop().await;
         }
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+fn worker(args: WorkerArgs) -> Result<(), CliError> {
+    init_logging(&args.log);
+    let overrides = Overrides {
+        config_file: args.config,
+        data_dir: args.data_dir,
+        ..Default::default()
+    };
+    runtime()?.block_on(async {
+        let app = Arc::new(build_app(&overrides, Queueing::Open).await?);
+        let workers = crate::worker::Workers::start(app, args.workers.map(usize::from))
+            .ok_or(CliError::NoWorkers)?;
+        tracing::info!("Librarian's workers are running");
+        stop_signal().await;
+        workers.stop().await;
         tracing::info!("stopped");
         Ok(())
     })

@@ -408,8 +408,9 @@ impl Config {
             }
         }
         self.server.orphans_file = base_dir.join(&self.server.orphans_file);
-        let QueueConfig::Local(local) = &mut self.queue;
-        local.file = base_dir.join(&local.file);
+        if let QueueConfig::Local(local) = &mut self.queue {
+            local.file = base_dir.join(&local.file);
+        }
     }
 
     /// The built-in components `photo` (a permissive image validator), `barcode` and `disk`,

@@ -16,6 +16,39 @@ pub enum QueueConfig {
     /// server's own workers: a job acknowledged with 202 survives a crash or a restart and
     /// runs after it.
     Local(LocalQueueConfig),
+    /// RabbitMQ: a durable queue of persistent messages that any number of `librarian worker`
+    /// processes (and servers with workers) consume, with the state of every job in MongoDB
+    /// so that each API replica answers `GET /api/v1/jobs/{id}` the same.
+    Amqp(AmqpQueueConfig),
+}
+
+impl QueueConfig {
+    /// How jobs are run, whichever queue holds them.
+    pub fn policy(&self) -> JobPolicy {
+        match self {
+            Self::Local(c) => JobPolicy {
+                workers: c.workers,
+                max_attempts: c.max_attempts,
+                retry_delay: c.retry_delay,
+                keep_finished: c.keep_finished,
+            },
+            Self::Amqp(c) => JobPolicy {
+                workers: c.workers,
+                max_attempts: c.max_attempts,
+                retry_delay: c.retry_delay,
+                keep_finished: c.keep_finished,
+            },
+        }
+    }
+}
+
+/// How jobs are run, from either queue's config.
+#[derive(Clone, Copy, Debug)]
+pub struct JobPolicy {
+    pub workers: Option<NonZeroUsize>,
+    pub max_attempts: NonZeroU32,
+    pub retry_delay: Duration,
+    pub keep_finished: Duration,
 }
 
 impl Default for QueueConfig {
@@ -88,6 +121,70 @@ impl Default for LocalQueueConfig {
             keep_finished: default_keep_finished(),
         }
     }
+}
+
+/// A queue on RabbitMQ, with the jobs' state in MongoDB.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmqpQueueConfig {
+    /// The broker, e.g. `amqp://user:password@rabbit:5672/%2f` (`amqps://` for TLS).
+    pub url: String,
+    /// The durable queue of jobs. `<queue>.retry` holds jobs waiting for their next run,
+    /// `<queue>.dead` the messages of jobs that ran `max_attempts` times, and the fanout
+    /// exchange `<queue>.events` carries each job's changes to every server.
+    #[serde(default = "default_queue_name")]
+    pub queue: String,
+    /// Where every replica reads and writes the state of jobs.
+    pub state: JobStateConfig,
+    /// Jobs worked at once by this process (also the prefetch: messages it holds unacknowledged);
+    /// unset = one per CPU core.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<NonZeroUsize>,
+    /// Messages waiting at most, as the broker counts them when a job is queued; more are
+    /// answered 503 with Retry-After.
+    #[serde(default = "default_max_queued")]
+    pub max_queued: NonZeroUsize,
+    /// Runs of a job before it is `failed` and its message goes to `<queue>.dead`; a worker
+    /// that dies during a run counts as a run. A rejection (a 4xx) is final at once.
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: NonZeroU32,
+    /// The wait before the second run; each further run waits twice as long, with jitter.
+    #[serde(default = "default_retry_delay", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub retry_delay: Duration,
+    /// How long the state of a finished job is kept for `GET /api/v1/jobs/{id}`.
+    #[serde(default = "default_keep_finished", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub keep_finished: Duration,
+    /// Longest time to reach the broker or MongoDB, and to have a message confirmed.
+    #[serde(default = "default_connect_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub connect_timeout: Duration,
+}
+
+/// The MongoDB collection that holds the state of jobs.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct JobStateConfig {
+    /// Connection string, e.g. `mongodb://user:password@db1,db2/?replicaSet=rs0`.
+    pub uri: String,
+    #[serde(default = "default_state_database")]
+    pub database: String,
+    #[serde(default = "default_state_collection")]
+    pub collection: String,
+}
+
+fn default_queue_name() -> String {
+    "librarian.jobs".into()
+}
+fn default_state_database() -> String {
+    "librarian".into()
+}
+fn default_state_collection() -> String {
+    "jobs".into()
+}
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
 }
 
 /// How a pipeline answers a submission sent without `Prefer: respond-async`.

@@ -168,7 +168,7 @@ mod tests {
         drop(tell);
         let mut events = Events {
             id: current.id,
-            queue: Arc::new(Queue::open(&config).unwrap()),
+            queue: Arc::new(Queue::open(&config).await.unwrap()),
             current: Some(current),
             changes: listen,
             sent: None,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use librarian_model::{ImageFacts, MetadataReport, same_labels};
+use librarian_model::{ImageFacts, MetadataReport};
 use redb::{Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -134,14 +134,12 @@ impl LocalQueue {
         let id = new.id.as_u128();
         let prepared = new.prepared;
         let tx = self.db.begin_write()?;
+        let entry = Entry::queued(new.id, new.pipeline, &prepared);
         let enqueued = {
             let mut jobs = tx.open_table(JOBS)?;
-            if let Some(entry) = entry_of(&jobs, id)? {
-                let same = entry.job.pipeline == new.pipeline
-                    && entry.sha256 == prepared.facts.sha256
-                    && same_labels(&entry.labels, &prepared.labels);
-                return Ok(match same {
-                    true => Enqueued::Same(entry.job),
+            if let Some(kept) = entry_of(&jobs, id)? {
+                return Ok(match kept.same_content(&entry) {
+                    true => Enqueued::Same(kept.job),
                     false => Enqueued::Conflict(new.id),
                 });
             }
@@ -154,21 +152,7 @@ impl LocalQueue {
                 return Err(QueueError::Full);
             }
             totals.insert(IMAGE_BYTES, bytes + image_bytes)?;
-            let job = Job {
-                id: new.id,
-                pipeline: new.pipeline,
-                state: JobState::Queued,
-                stage: None,
-                attempts: 0,
-                created_at: prepared.received_at,
-                updated_at: prepared.received_at,
-                problem: None,
-            };
-            let entry = Entry {
-                job: job.clone(),
-                sha256: prepared.facts.sha256.clone(),
-                labels: prepared.labels,
-            };
+            let job = entry.job.clone();
             jobs.insert(id, json(&entry).as_slice())?;
             let submission = Submission {
                 facts: prepared.facts,

@@ -2,7 +2,11 @@
 //! a worker has stored or rejected it. The queue's state is the truth about a job; the step a
 //! running job is at lives in memory only (after a crash the job simply runs again).
 
+#[cfg(feature = "amqp")]
+mod amqp;
 mod local;
+#[cfg(feature = "amqp")]
+mod shared;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,7 +18,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
-use crate::config::queue::{LocalQueueConfig, QueueConfig};
+use crate::config::queue::{JobPolicy, QueueConfig};
 use crate::pipeline::{Prepared, Step};
 
 pub use local::LocalQueue;
@@ -134,13 +138,39 @@ pub enum QueueError {
     Missing(Uuid),
     #[error("the queue's worker thread failed: {0}")]
     Task(#[source] tokio::task::JoinError),
+    #[error("a queued job could not be read: {0}")]
+    Unreadable(String),
+    #[error("no answer in time: {0}")]
+    Timeout(&'static str),
+    #[error("the broker refused the message")]
+    Refused,
+    #[error("this build has no `{0}` queue: build with the cargo feature of that name")]
+    NotBuiltIn(&'static str),
+    #[cfg(feature = "amqp")]
+    #[error("the broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[cfg(feature = "amqp")]
+    #[error("the state of jobs in MongoDB: {0}")]
+    State(#[source] Box<mongodb::error::Error>),
 }
 
-impl<E: Into<redb::Error>> From<E> for QueueError {
-    fn from(e: E) -> Self {
-        Self::Store(Box::new(e.into()))
-    }
+/// redb's errors, each kept as one.
+macro_rules! store_errors {
+    ($($error:ty),*) => {$(
+        impl From<$error> for QueueError {
+            fn from(e: $error) -> Self {
+                Self::Store(Box::new(e.into()))
+            }
+        }
+    )*};
 }
+store_errors!(
+    redb::Error,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);
 
 /// What is kept of a job in the queue: the job and what identifies its content.
 #[derive(Serialize, Deserialize)]
@@ -150,47 +180,105 @@ struct Entry {
     labels: Labels,
 }
 
+impl Entry {
+    /// A job queued now for a submission.
+    fn queued(id: Uuid, pipeline: String, prepared: &Prepared) -> Self {
+        Self {
+            job: Job {
+                id,
+                pipeline,
+                state: JobState::Queued,
+                stage: None,
+                attempts: 0,
+                created_at: prepared.received_at,
+                updated_at: prepared.received_at,
+                problem: None,
+            },
+            sha256: prepared.facts.sha256.clone(),
+            labels: prepared.labels.clone(),
+        }
+    }
+
+    /// Whether two jobs under one id carry the same submission (an idempotent retry).
+    fn same_content(&self, other: &Entry) -> bool {
+        self.job.pipeline == other.job.pipeline
+            && self.sha256 == other.sha256
+            && librarian_model::same_labels(&self.labels, &other.labels)
+    }
+}
+
+/// A job a worker took, held until its outcome is recorded.
+pub enum Ticket {
+    Local,
+    #[cfg(feature = "amqp")]
+    Amqp(amqp::Ticket),
+}
+
+/// Where jobs wait.
+enum Backend {
+    Local(Arc<LocalQueue>),
+    #[cfg(feature = "amqp")]
+    Amqp(Arc<amqp::AmqpQueue>),
+}
+
 /// The queue, the steps of running jobs, and the news of every change.
 pub struct Queue {
-    store: Arc<LocalQueue>,
-    config: LocalQueueConfig,
+    backend: Backend,
+    policy: JobPolicy,
+    /// `queue.max_queued`, and `queue.max_queued_bytes` of a local queue.
+    max_queued: (usize, u64),
     steps: Mutex<HashMap<Uuid, Step>>,
-    /// Woken when a job is queued.
+    /// Woken when a job is queued in this process.
     pub queued: Notify,
     changes: broadcast::Sender<Job>,
 }
 
 impl Queue {
-    /// Opens the queue a config names; jobs that were running when the process stopped are
-    /// queued again.
-    pub fn open(config: &QueueConfig) -> Result<Self, QueueError> {
-        let QueueConfig::Local(local) = config;
-        let store = LocalQueue::open(&local.file)?;
-        let requeued = store.requeue_running()?;
-        if requeued > 0 {
-            tracing::warn!(
-                jobs = requeued,
-                "jobs that were running at the last stop are queued again"
-            );
-        }
+    /// Opens the queue a config names. On local disk, jobs that were running when the process
+    /// stopped are queued again; on RabbitMQ, the broker delivers their messages again.
+    pub async fn open(config: &QueueConfig) -> Result<Self, QueueError> {
+        let changes = broadcast::channel(256).0;
+        let (backend, max_queued) = match config {
+            QueueConfig::Local(local) => {
+                let store = LocalQueue::open(&local.file)?;
+                let requeued = store.requeue_running()?;
+                if requeued > 0 {
+                    tracing::warn!(
+                        jobs = requeued,
+                        "jobs that were running at the last stop are queued again"
+                    );
+                }
+                let limits = (local.max_queued.get(), local.max_queued_bytes);
+                (Backend::Local(Arc::new(store)), limits)
+            }
+            #[cfg(feature = "amqp")]
+            QueueConfig::Amqp(amqp) => {
+                let queue = Arc::new(amqp::AmqpQueue::open(amqp).await?);
+                tokio::spawn(queue.clone().listen(changes.clone()));
+                (Backend::Amqp(queue), (amqp.max_queued.get(), u64::MAX))
+            }
+            #[cfg(not(feature = "amqp"))]
+            QueueConfig::Amqp(_) => return Err(QueueError::NotBuiltIn("amqp")),
+        };
         Ok(Self {
-            store: Arc::new(store),
-            config: local.clone(),
+            backend,
+            policy: config.policy(),
+            max_queued,
             steps: Mutex::default(),
             queued: Notify::new(),
-            changes: broadcast::channel(256).0,
+            changes,
         })
     }
 
-    pub fn config(&self) -> &LocalQueueConfig {
-        &self.config
+    pub fn policy(&self) -> &JobPolicy {
+        &self.policy
     }
 
     async fn blocking<T: Send + 'static>(
-        &self,
+        store: &Arc<LocalQueue>,
         work: impl FnOnce(&LocalQueue) -> Result<T, QueueError> + Send + 'static,
     ) -> Result<T, QueueError> {
-        let store = self.store.clone();
+        let store = store.clone();
         tokio::task::spawn_blocking(move || work(&store))
             .await
             .map_err(QueueError::Task)?
@@ -198,34 +286,48 @@ impl Queue {
 
     /// The job with its current step.
     fn with_step(&self, mut job: Job) -> Job {
-        if job.state == JobState::Running {
-            job.stage = self
-                .steps
-                .lock()
-                .expect("not poisoned")
-                .get(&job.id)
-                .copied();
+        if job.state == JobState::Running
+            && let Some(step) = self.steps.lock().expect("not poisoned").get(&job.id)
+        {
+            job.stage = Some(*step);
         }
         job
     }
 
-    fn changed(&self, job: &Job) {
-        let _ = self.changes.send(job.clone());
+    /// Tells the listeners of this process, or of every process sharing the broker.
+    async fn changed(&self, job: &Job) {
+        match &self.backend {
+            Backend::Local(_) => {
+                let _ = self.changes.send(job.clone());
+            }
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.announce(job).await,
+        }
     }
 
     /// Queues a submission durably; only then may it be acknowledged.
     pub async fn enqueue(&self, new: NewJob) -> Result<Enqueued, QueueError> {
-        let limits = (self.config.max_queued.get(), self.config.max_queued_bytes);
-        let enqueued = self.blocking(move |q| q.enqueue(new, limits)).await?;
+        let enqueued = match &self.backend {
+            Backend::Local(store) => {
+                let limits = self.max_queued;
+                Self::blocking(store, move |q| q.enqueue(new, limits)).await?
+            }
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.enqueue(new, self.max_queued.0).await?,
+        };
         if let Enqueued::Queued(job) = &enqueued {
-            self.changed(job);
+            self.changed(job).await;
             self.queued.notify_one();
         }
         Ok(enqueued)
     }
 
     pub async fn job(&self, id: Uuid) -> Result<Option<Job>, QueueError> {
-        let job = self.blocking(move |q| q.job(id)).await?;
+        let job = match &self.backend {
+            Backend::Local(store) => Self::blocking(store, move |q| q.job(id)).await?,
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.job(id).await?,
+        };
         Ok(job.map(|j| self.with_step(j)))
     }
 
@@ -234,73 +336,139 @@ impl Queue {
         self.changes.subscribe()
     }
 
-    /// The next job that is due, now running.
-    pub async fn claim(&self) -> Result<Option<Claim>, QueueError> {
-        let claim = self.blocking(|q| q.claim(Utc::now())).await?;
+    /// The next job that is due, now running; `prefetch` is how many this process works at
+    /// once. `None` when there is none, after waiting at most a second.
+    #[cfg_attr(not(feature = "amqp"), expect(unused_variables))]
+    pub async fn claim(&self, prefetch: u16) -> Result<Option<(Claim, Ticket)>, QueueError> {
+        let claim = match &self.backend {
+            Backend::Local(store) => {
+                let claim = Self::blocking(store, |q| q.claim(Utc::now())).await?;
+                match claim {
+                    Some(claim) => Some((claim, Ticket::Local)),
+                    None => {
+                        self.idle(store).await;
+                        None
+                    }
+                }
+            }
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue
+                .claim(prefetch)
+                .await?
+                .map(|(claim, ticket)| (claim, Ticket::Amqp(ticket))),
+        };
         match &claim {
-            Some(Claim::Ready(claimed)) => self.changed(&claimed.job),
-            Some(Claim::Unreadable(job)) => self.changed(job),
+            Some((Claim::Ready(claimed), _)) => self.changed(&claimed.job).await,
+            Some((Claim::Unreadable(job), _)) => self.changed(job).await,
             None => {}
         }
         Ok(claim)
     }
 
-    /// When the next job waiting for a retry is due.
-    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, QueueError> {
-        self.blocking(|q| q.next_due()).await
+    /// Waits until a job is queued or the next retry is due, a second at most.
+    async fn idle(&self, store: &Arc<LocalQueue>) {
+        const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
+        let wait = match Self::blocking(store, |q| q.next_due()).await {
+            Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
+            _ => IDLE_LOOK,
+        };
+        tokio::select! {
+            _ = self.queued.notified() => {}
+            _ = tokio::time::sleep(wait.min(IDLE_LOOK)) => {}
+        }
     }
 
     /// A running job reached a step.
-    pub fn step(&self, job: &Job, step: Step) {
+    pub async fn step(&self, job: &Job, step: Step) {
         self.steps
             .lock()
             .expect("not poisoned")
             .insert(job.id, step);
+        #[cfg(feature = "amqp")]
+        if let Backend::Amqp(queue) = &self.backend
+            && let Err(error) = queue.step(job.id, step).await
+        {
+            tracing::warn!(job = %job.id, %error, "a job's step could not be recorded");
+        }
         self.changed(&Job {
             stage: Some(step),
             updated_at: Utc::now(),
             ..job.clone()
-        });
+        })
+        .await;
     }
 
-    /// A job's final state: its submission is dropped from the queue.
+    /// A job's final state: its submission is let go.
     pub async fn finish(
         &self,
+        ticket: Ticket,
         id: Uuid,
         state: JobState,
         problem: Option<Value>,
     ) -> Result<Job, QueueError> {
         self.steps.lock().expect("not poisoned").remove(&id);
-        let job = self
-            .blocking(move |q| q.finish(id, state, problem, Utc::now()))
-            .await?;
-        self.changed(&job);
+        let job = match (&self.backend, ticket) {
+            (Backend::Local(store), _) => {
+                let now = Utc::now();
+                Self::blocking(store, move |q| q.finish(id, state, problem, now)).await?
+            }
+            #[cfg(feature = "amqp")]
+            (Backend::Amqp(queue), Ticket::Amqp(ticket)) => {
+                queue.finish(ticket, id, state, problem).await?
+            }
+            #[cfg(feature = "amqp")]
+            (Backend::Amqp(_), Ticket::Local) => return Err(QueueError::Missing(id)),
+        };
+        self.changed(&job).await;
         Ok(job)
     }
 
-    /// A run failed for a reason that may pass: the job waits until `at` and runs again.
+    /// A run failed for a reason that may pass: the job runs again after `delay`.
     pub async fn retry(
         &self,
+        ticket: Ticket,
         id: Uuid,
-        at: DateTime<Utc>,
+        delay: std::time::Duration,
         problem: Value,
     ) -> Result<Job, QueueError> {
         self.steps.lock().expect("not poisoned").remove(&id);
-        let job = self.blocking(move |q| q.retry(id, at, problem)).await?;
-        self.changed(&job);
+        let job = match (&self.backend, ticket) {
+            (Backend::Local(store), _) => {
+                let at =
+                    Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                Self::blocking(store, move |q| q.retry(id, at, problem)).await?
+            }
+            #[cfg(feature = "amqp")]
+            (Backend::Amqp(queue), Ticket::Amqp(ticket)) => {
+                queue.retry(ticket, id, delay, problem).await?
+            }
+            #[cfg(feature = "amqp")]
+            (Backend::Amqp(_), Ticket::Local) => return Err(QueueError::Missing(id)),
+        };
+        self.changed(&job).await;
         Ok(job)
     }
 
     /// Jobs waiting (queued) and running.
     pub async fn depth(&self) -> Result<(u64, u64), QueueError> {
-        self.blocking(|q| q.depth()).await
+        match &self.backend {
+            Backend::Local(store) => Self::blocking(store, |q| q.depth()).await,
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.depth().await,
+        }
     }
 
     /// Drops finished jobs older than `keep_finished`.
     pub async fn forget_finished(&self) -> Result<usize, QueueError> {
         let keep =
-            chrono::Duration::from_std(self.config.keep_finished).unwrap_or(chrono::Duration::MAX);
+            chrono::Duration::from_std(self.policy.keep_finished).unwrap_or(chrono::Duration::MAX);
         let before = Utc::now() - keep;
-        self.blocking(move |q| q.forget_finished(before)).await
+        match &self.backend {
+            Backend::Local(store) => {
+                Self::blocking(store, move |q| q.forget_finished(before)).await
+            }
+            #[cfg(feature = "amqp")]
+            Backend::Amqp(queue) => queue.forget_finished(before).await,
+        }
     }
 }

@@ -29,7 +29,7 @@ impl Client {
     pub async fn start(dir: &Path, toml: &str) -> Self {
         let app = app(dir, toml).await;
         let service = Arc::new(librarian::http::service(app.clone()));
-        let workers = Workers::start(app.clone()).map(Arc::new);
+        let workers = Workers::start(app.clone(), None).map(Arc::new);
         Self {
             app,
             service,

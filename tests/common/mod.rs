@@ -2,6 +2,7 @@
 #![allow(dead_code)] // each test binary uses a different part of these helpers
 
 pub mod client;
+pub mod process;
 pub mod servers;
 
 #[allow(unused_imports)] // as the helpers below, each test binary uses a part

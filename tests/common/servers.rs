@@ -3,6 +3,7 @@
 //! installs both and names them in TEST_MONGO_SERVER and TEST_S3_SERVER.
 
 use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU16, Ordering};
@@ -71,6 +72,8 @@ pub struct Server {
     command: Box<dyn Fn() -> Command + Send>,
     child: Option<Child>,
     pub port: u16,
+    /// The server's own files, if it keeps any, removed after it.
+    files: Option<tempfile::TempDir>,
 }
 
 impl Server {
@@ -80,6 +83,7 @@ impl Server {
             command,
             child: None,
             port,
+            files: None,
         };
         server.start();
         server
@@ -87,7 +91,10 @@ impl Server {
 
     pub fn start(&mut self) {
         assert!(self.child.is_none(), "{} already runs", self.name);
+        // A group of its own, so that stopping it stops what it started (RabbitMQ runs
+        // Erlang under a shell script, under `runuser`).
         let mut child = (self.command)()
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -98,7 +105,8 @@ impl Server {
 
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
+            let group = format!("-{}", child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = child.wait();
         }
         let started = Instant::now();
@@ -111,6 +119,7 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
+        drop(self.files.take());
     }
 }
 
@@ -136,6 +145,67 @@ pub fn mongo() -> Server {
             command
         }),
     )
+}
+
+/// RabbitMQ (Debian's `rabbitmq-server`) on a free port, run in the foreground with every
+/// file of its node in a fresh folder; as root, under the `rabbitmq` user, which owns it.
+pub fn rabbitmq() -> Server {
+    let script = tool("TEST_RABBITMQ_SERVER");
+    let port = free_port();
+    let dist_port = free_port();
+    let files = tempfile::Builder::new()
+        .prefix("librarian-rabbitmq-")
+        .tempdir()
+        .unwrap();
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    if root {
+        let owned = Command::new("chown")
+            .args(["rabbitmq:rabbitmq"])
+            .arg(files.path())
+            .status()
+            .unwrap();
+        assert!(owned.success(), "the rabbitmq user owns the node's folder");
+    }
+    let home = files.path().to_path_buf();
+    let mut server = Server::launch(
+        "RabbitMQ",
+        port,
+        Box::new(move || {
+            let mut command = match root {
+                true => {
+                    let mut c = Command::new("runuser");
+                    c.args(["-u", "rabbitmq", "--", "env"]);
+                    c
+                }
+                false => Command::new("env"),
+            };
+            let path = |name: &str| home.join(name).display().to_string();
+            command.args([
+                format!("HOME={}", path("")),
+                format!("RABBITMQ_MNESIA_BASE={}", path("mnesia")),
+                format!("RABBITMQ_LOG_BASE={}", path("log")),
+                format!("RABBITMQ_NODENAME=librarian-{port}@localhost"),
+                "RABBITMQ_NODE_IP_ADDRESS=127.0.0.1".into(),
+                format!("RABBITMQ_NODE_PORT={port}"),
+                format!("RABBITMQ_DIST_PORT={dist_port}"),
+                format!("RABBITMQ_ENABLED_PLUGINS_FILE={}", path("enabled_plugins")),
+                format!("RABBITMQ_CONFIG_FILE={}", path("rabbitmq")),
+                format!("RABBITMQ_ADVANCED_CONFIG_FILE={}", path("advanced.config")),
+                format!("RABBITMQ_PID_FILE={}", path("pid")),
+            ]);
+            command.arg(&script);
+            command
+        }),
+    );
+    server.files = Some(files);
+    server
+}
+
+pub fn amqp_url(server: &Server) -> String {
+    format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port)
 }
 
 pub fn mongo_uri(server: &Server) -> String {

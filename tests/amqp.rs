@@ -1,0 +1,196 @@
+//! The RabbitMQ queue with real servers on loopback: an API process that only queues, worker
+//! processes that store, RabbitMQ for the messages and MongoDB for the state of jobs.
+
+mod common;
+
+use std::io::BufRead;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::process::{
+    Server as Process, command, job, job_state, one_record_each, run, serve, stderr, stdout,
+    until_stored,
+};
+use common::servers::{self, Server, amqp_url, mongo_uri};
+use common::{files, png, symbol};
+use rxing::BarcodeFormat;
+use serde_json::Value;
+
+/// A folder with a config whose queue is on `rabbit`, the jobs' state on `mongo`, and a
+/// photo: small, or large and noisy enough that one worker takes a while for each.
+fn folder(mongo: &Server, rabbit: &Server, large: bool) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[auth]
+read = "public"
+[queue]
+kind = "amqp"
+url = "{}"
+connect_timeout = "3s"
+retry_delay = "200ms"
+[queue.state]
+uri = "{}"
+"#,
+        amqp_url(rabbit),
+        mongo_uri(mongo)
+    );
+    std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
+    let code = symbol(BarcodeFormat::EAN_13, "5449000000996", 380, 160);
+    let photo = match large {
+        true => common::noisy(&common::on_canvas(&code, 2400, 1800, 900, 800), 40),
+        false => code,
+    };
+    std::fs::write(dir.path().join("photo.png"), png(&photo)).unwrap();
+    dir
+}
+
+/// `librarian worker` in `dir` with `workers` at once.
+fn worker(dir: &Path, workers: &str) -> Process {
+    let mut command = command(dir, &["worker", "-q", "--workers", workers], &[]);
+    Process(command.stdout(Stdio::null()).spawn().unwrap())
+}
+
+/// Sends `count` photos with `submit --async`; returns their ids.
+fn send(dir: &Path, address: &str, count: usize) -> Vec<String> {
+    let url = format!("http://{address}");
+    (0..count)
+        .map(|n| {
+            let id = uuid::Uuid::now_v7().to_string();
+            let labels = format!("{{\"n\": {n}}}");
+            let args = [
+                "submit",
+                "photo.png",
+                "--async",
+                "--url",
+                &url,
+                "--id",
+                &id,
+                "--labels",
+                &labels,
+            ];
+            let output = run(dir, &args, &[]);
+            assert!(output.status.success(), "{}", stderr(&output));
+            let job: Value = serde_json::from_str(&stdout(&output)).unwrap();
+            assert_eq!(job["state"], "queued");
+            id
+        })
+        .collect()
+}
+
+/// Waits until every job is stored, then checks that each has one record in `dir/data`.
+fn stored_once(dir: &Path, address: &str, ids: &[String]) {
+    until_stored(address, ids);
+    one_record_each(&dir.join("data"), ids);
+}
+
+/// The events of a job as the API sends them, read until its final one.
+fn events(address: &str, id: &str) -> std::thread::JoinHandle<Vec<String>> {
+    let url = format!("http://{address}/api/v1/jobs/{id}/events");
+    std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .into();
+        let res = agent.get(url).call().unwrap();
+        let lines = std::io::BufReader::new(res.into_body().into_reader()).lines();
+        let states: Vec<String> = lines
+            .map_while(Result::ok)
+            .filter_map(|line| {
+                let job: Value = serde_json::from_str(line.strip_prefix("data:")?.trim()).ok()?;
+                Some(job["state"].as_str()?.to_owned())
+            })
+            .collect();
+        states
+    })
+}
+
+#[test]
+fn an_api_replica_queues_and_a_worker_process_stores_each_job_once() {
+    let (mongo, rabbit) = (servers::mongo(), servers::rabbitmq());
+    let dir = folder(&mongo, &rabbit, false);
+    let (_api, address) = serve(dir.path(), &["--workers", "0"]);
+    let ids = send(dir.path(), &address, 4);
+    let first = events(&address, &ids[0]);
+    std::thread::sleep(Duration::from_millis(500));
+    for id in &ids {
+        assert_eq!(job_state(&address, id), "queued", "no worker runs yet");
+    }
+    let data = dir.path().join("data");
+    assert!(
+        !data.exists() || files(&data).is_empty(),
+        "nothing stored by the API"
+    );
+    let _worker = worker(dir.path(), "2");
+    stored_once(dir.path(), &address, &ids);
+    let states = first.join().unwrap();
+    assert_eq!(states.first().map(String::as_str), Some("queued"));
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("stored"),
+        "the API replica hears the worker's changes: {states:?}"
+    );
+    assert!(states.iter().any(|s| s == "running"), "{states:?}");
+}
+
+#[test]
+fn a_job_whose_worker_is_killed_runs_again_on_another() {
+    let (mongo, rabbit) = (servers::mongo(), servers::rabbitmq());
+    let dir = folder(&mongo, &rabbit, true);
+    let (_api, address) = serve(dir.path(), &["--workers", "0"]);
+    let ids = send(dir.path(), &address, 4);
+    let mut first = worker(dir.path(), "1");
+    let started = Instant::now();
+    let running = loop {
+        if let Some(id) = ids.iter().find(|id| job_state(&address, id) == "running") {
+            break id.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "a job runs");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    first.0.kill().unwrap();
+    first.0.wait().unwrap();
+    let _second = worker(dir.path(), "2");
+    stored_once(dir.path(), &address, &ids);
+    let attempts = job(&address, &running)["attempts"].as_u64();
+    assert!(
+        attempts >= Some(2),
+        "the job cut short ran again: {attempts:?}"
+    );
+}
+
+#[test]
+fn rabbitmq_down_means_503_and_nothing_queued_until_it_is_back() {
+    let (mongo, mut rabbit) = (servers::mongo(), servers::rabbitmq());
+    let dir = folder(&mongo, &rabbit, false);
+    let (_api, address) = serve(dir.path(), &["--workers", "0"]);
+    rabbit.stop();
+    let url = format!("http://{address}");
+    let id = uuid::Uuid::now_v7().to_string();
+    let args = ["submit", "photo.png", "--async", "--url", &url, "--id", &id];
+    let refused = run(dir.path(), &args, &[]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("503 Service Unavailable"),
+        "{}",
+        stderr(&refused)
+    );
+    let res = ureq::get(format!("{url}/api/v1/jobs/{id}"))
+        .config()
+        .http_status_as_error(false)
+        .build()
+        .call()
+        .unwrap();
+    assert_eq!(res.status(), 404, "nothing was queued");
+    let start = run(dir.path(), &["serve", "--bind", "127.0.0.1:0"], &[]);
+    assert!(
+        !start.status.success(),
+        "a server does not start without its queue"
+    );
+    assert!(stderr(&start).contains("queue"), "{}", stderr(&start));
+    rabbit.start();
+    let again = run(dir.path(), &args, &[]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(job_state(&address, &id), "queued");
+}
