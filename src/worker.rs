@@ -58,16 +58,15 @@ async fn work(app: Arc<App>, queue: Arc<Queue>, prefetch: u16, stopped: watch::R
         match queue.claim(prefetch).await {
             Ok(Some((Claim::Ready(claimed), ticket))) => run(&app, &queue, *claimed, ticket).await,
             Ok(Some((Claim::Unreadable(job), ticket))) => {
-                let problem = Problem::new(
-                    codes::INTERNAL,
-                    "the queued submission could not be read back; send it again",
+                let detail = "the queued submission could not be read back; send it again";
+                fail(&queue, ticket, job.id, detail).await;
+            }
+            Ok(Some((Claim::Exhausted(job), ticket))) => {
+                let detail = format!(
+                    "each of the job's {} runs stopped without an outcome (its worker ended)",
+                    job.attempts - 1
                 );
-                let failed = queue
-                    .finish(ticket, job.id, JobState::Failed, Some(document(&problem)))
-                    .await;
-                if let Err(error) = failed {
-                    tracing::error!(job = %job.id, %error, "a job's outcome could not be recorded");
-                }
+                fail(&queue, ticket, job.id, &detail).await;
             }
             Ok(None) => {}
             Err(error) => {
@@ -75,6 +74,17 @@ async fn work(app: Arc<App>, queue: Arc<Queue>, prefetch: u16, stopped: watch::R
                 tokio::time::sleep(AFTER_ERROR).await;
             }
         }
+    }
+}
+
+/// Ends a job that cannot run as failed.
+async fn fail(queue: &Queue, ticket: Ticket, id: uuid::Uuid, detail: &str) {
+    let problem = Problem::new(codes::INTERNAL, detail.to_owned());
+    let failed = queue
+        .finish(ticket, id, JobState::Failed, Some(document(&problem)))
+        .await;
+    if let Err(error) = failed {
+        tracing::error!(job = %id, %error, "a job's outcome could not be recorded");
     }
 }
 

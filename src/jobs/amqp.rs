@@ -12,9 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, BasicRejectOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    BasicRejectOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{
@@ -89,6 +91,22 @@ fn persistent(id: Uuid) -> BasicProperties {
     BasicProperties::default()
         .with_delivery_mode(2)
         .with_message_id(id.to_string().into())
+}
+
+/// A job whose outcome could not be recorded runs again: its message goes back to the
+/// queue (delivered again, it finds its job running and takes it over).
+async fn requeued_unless_ok<T>(
+    outcome: Result<T, QueueError>,
+    ticket: &Ticket,
+) -> Result<T, QueueError> {
+    if outcome.is_err() {
+        let again = BasicNackOptions {
+            requeue: true,
+            ..BasicNackOptions::default()
+        };
+        let _ = ticket.acker.nack(again).await;
+    }
+    outcome
 }
 
 /// A connection with its channel for publishing, in confirm mode.
@@ -306,19 +324,32 @@ impl AmqpQueue {
             }
         };
         drop(consuming);
+        let acker = delivery.acker.clone();
+        let taken = self.take(delivery).await;
+        if taken.is_err() {
+            // Whatever failed (MongoDB, most likely), the message goes back to the queue.
+            let again = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            let _ = acker.nack(again).await;
+        }
+        taken
+    }
+
+    /// Records the job of a delivered message as running, unless there is nothing to run.
+    async fn take(&self, delivery: Delivery) -> Result<Option<(Claim, Ticket)>, QueueError> {
         let redelivered = delivery.redelivered;
         let ticket = Ticket {
             acker: delivery.acker,
             body: delivery.data,
         };
+        let dead = BasicRejectOptions { requeue: false };
         let (head, image) = match decode(&ticket.body) {
             Ok(decoded) => decoded,
             Err(error) => {
                 tracing::error!(%error, "a message that is no job was moved to the dead letters");
-                ticket
-                    .acker
-                    .reject(BasicRejectOptions { requeue: false })
-                    .await?;
+                ticket.acker.reject(dead).await?;
                 return Ok(None);
             }
         };
@@ -334,10 +365,7 @@ impl AmqpQueue {
             && !kept.same_content(&entry)
         {
             tracing::error!(job = %head.id, "a message whose job holds other content was dropped");
-            ticket
-                .acker
-                .reject(BasicRejectOptions { requeue: false })
-                .await?;
+            ticket.acker.reject(dead).await?;
             return Ok(None);
         }
         // A message delivered again finds its job running (its worker died); any other
@@ -392,12 +420,15 @@ impl AmqpQueue {
     ) -> Result<Job, QueueError> {
         let expiration = delay.as_millis().max(1).to_string();
         let properties = persistent(id).with_expiration(expiration.into());
-        self.publish(&self.retry_queue(), &ticket.body, properties)
-            .await?;
-        let job = self
+        let published = self
+            .publish(&self.retry_queue(), &ticket.body, properties)
+            .await;
+        requeued_unless_ok(published, &ticket).await?;
+        let ended = self
             .state
             .end(id, JobState::Queued, Some(&problem), Utc::now())
-            .await?;
+            .await;
+        let job = requeued_unless_ok(ended, &ticket).await?;
         ticket.acker.ack(BasicAckOptions::default()).await?;
         Ok(job)
     }

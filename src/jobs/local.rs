@@ -394,4 +394,30 @@ mod tests {
             Ok(Enqueued::Queued(_))
         ));
     }
+
+    #[tokio::test]
+    async fn a_job_cut_short_max_attempts_times_fails_instead_of_running_again() {
+        use crate::config::queue::{LocalQueueConfig, QueueConfig};
+        let dir = tempfile::tempdir().unwrap();
+        let config = QueueConfig::Local(LocalQueueConfig {
+            file: dir.path().join("queue.redb"),
+            max_attempts: std::num::NonZeroU32::new(2).unwrap(),
+            ..Default::default()
+        });
+        let queue = super::super::Queue::open(&config).await.unwrap();
+        let Enqueued::Queued(job) = queue.enqueue(new_job(1)).await.unwrap() else {
+            panic!("queued")
+        };
+        drop(queue);
+        // Each open is a restart after a kill: the running job is queued again.
+        for attempt in 1..=3 {
+            let queue = super::super::Queue::open(&config).await.unwrap();
+            let claim = queue.claim(1).await.unwrap().map(|(claim, _)| claim);
+            match (attempt, claim) {
+                (1 | 2, Some(Claim::Ready(claimed))) => assert_eq!(claimed.job.id, job.id),
+                (3, Some(Claim::Exhausted(exhausted))) => assert_eq!(exhausted.attempts, 3),
+                _ => panic!("run {attempt} is not what it should be"),
+            }
+        }
+    }
 }

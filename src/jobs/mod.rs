@@ -115,6 +115,8 @@ pub enum Claim {
     Ready(Box<Claimed>),
     /// A job whose submission could not be read back: it can only fail.
     Unreadable(Job),
+    /// A job whose runs were all cut short (`max_attempts` of them): it fails.
+    Exhausted(Job),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -357,9 +359,18 @@ impl Queue {
                 .await?
                 .map(|(claim, ticket)| (claim, Ticket::Amqp(ticket))),
         };
+        // Runs cut short (the process killed each time) count too: a photo that kills its
+        // worker stops after max_attempts.
+        let exhausted = |job: &Job| job.attempts > self.policy.max_attempts.get();
+        let claim = claim.map(|(claim, ticket)| match claim {
+            Claim::Ready(claimed) if exhausted(&claimed.job) => {
+                (Claim::Exhausted(claimed.job), ticket)
+            }
+            other => (other, ticket),
+        });
         match &claim {
             Some((Claim::Ready(claimed), _)) => self.changed(&claimed.job).await,
-            Some((Claim::Unreadable(job), _)) => self.changed(job).await,
+            Some((Claim::Unreadable(job) | Claim::Exhausted(job), _)) => self.changed(job).await,
             None => {}
         }
         Ok(claim)
