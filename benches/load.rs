@@ -2,11 +2,16 @@
 //! drives it with concurrent clients sending JSON PUTs of a base64 photo, and prints
 //! throughput, latency percentiles, status counts and the server's peak memory.
 //!
-//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--payload crop|phone|both|bombs] [--async]`
+//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--requests N] [--payload crop|phone|both|bombs] [--async] [--amqp URL --state MONGODB_URI [--worker-processes 2]]`
 //!
 //! `--async` sends every photo with `Prefer: respond-async`: the latencies are those of the
 //! 202s while the server's workers are saturated, and the run waits until the queue is empty
-//! to print how long the workers took to store what was acknowledged.
+//! to print how long the workers took to store what was acknowledged. `--requests` ends a
+//! payload's run after that many requests (or `--seconds`, whichever comes first).
+//!
+//! `--amqp` (with `--async`) is the scale-out: the queue on that RabbitMQ broker, the jobs'
+//! state in MongoDB at `--state`, an API process with no workers and `--worker-processes`
+//! `librarian worker` processes of one job each. The broker and MongoDB are yours to start.
 //!
 //! A soak is a long run: `--seconds 600` reports resident memory a fifth into the run and at
 //! its end, so that growth shows.
@@ -23,6 +28,7 @@ use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -144,18 +150,21 @@ fn drive(
     pause: Duration,
     server: u32,
     prefer_async: bool,
+    limit: usize,
 ) -> Outcome {
+    let sent_so_far = Arc::new(AtomicUsize::new(0));
     let ms = Arc::new(Mutex::new(Vec::new()));
     let statuses = Arc::new(Mutex::new(BTreeMap::new()));
     let started = Instant::now();
     let deadline = started + Duration::from_secs(seconds);
     let workers: Vec<_> = (0..clients)
         .map(|_| {
-            let (url, bodies, ms, statuses) = (
+            let (url, bodies, ms, statuses, sent_so_far) = (
                 url.to_owned(),
                 bodies.to_vec(),
                 ms.clone(),
                 statuses.clone(),
+                sent_so_far.clone(),
             );
             std::thread::spawn(move || {
                 let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -164,7 +173,9 @@ fn drive(
                     .build()
                     .into();
                 for body in bodies.iter().cycle() {
-                    if Instant::now() >= deadline {
+                    if Instant::now() >= deadline
+                        || sent_so_far.fetch_add(1, Ordering::Relaxed) >= limit
+                    {
                         break;
                     }
                     let sent = Instant::now();
@@ -205,9 +216,11 @@ fn drive(
             })
         })
         .collect();
+    let done = Arc::new(AtomicUsize::new(0));
+    let sampling = done.clone();
     let sampler = std::thread::spawn(move || {
         let mut rss = Vec::new();
-        while Instant::now() < deadline {
+        while Instant::now() < deadline && sampling.load(Ordering::Relaxed) == 0 {
             rss.push(memory_mib(server, "VmRSS:"));
             std::thread::sleep(Duration::from_secs(1));
         }
@@ -216,6 +229,7 @@ fn drive(
     for worker in workers {
         worker.join().unwrap();
     }
+    done.store(1, Ordering::Relaxed);
     let rss = sampler.join().unwrap();
     let elapsed = started.elapsed().as_secs_f64();
     let mut ms = Arc::try_unwrap(ms).unwrap().into_inner().unwrap();
@@ -238,6 +252,17 @@ fn main() {
         .expect("--seconds is a number");
     let which = arg("--payload", "both");
     let prefer_async = std::env::args().any(|a| a == "--async");
+    let limit: usize = match arg("--requests", "0")
+        .parse()
+        .expect("--requests is a number")
+    {
+        0 => usize::MAX,
+        n => n,
+    };
+    let amqp = arg("--amqp", "");
+    let processes: usize = arg("--worker-processes", "2")
+        .parse()
+        .expect("--worker-processes is a number");
     let binary = std::env::var("BENCH_LIBRARIAN_BIN").unwrap_or_else(|_| {
         let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
         format!("{target}/release/librarian")
@@ -248,12 +273,35 @@ fn main() {
         .local_addr()
         .unwrap()
         .port();
-    let mut server = Command::new(&binary)
-        .current_dir(dir.path())
-        .args(["serve", "-q", "--bind", &format!("127.0.0.1:{port}")])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {binary} (build it: cargo build --release): {e}"));
+    let mut serve = vec!["serve", "-q", "--bind"];
+    let bind = format!("127.0.0.1:{port}");
+    serve.push(&bind);
+    if !amqp.is_empty() {
+        let state = arg("--state", "");
+        assert!(!state.is_empty(), "--amqp needs --state, a MongoDB URI");
+        let config = format!(
+            "[queue]\nkind = \"amqp\"\nurl = \"{amqp}\"\nqueue = \"bench-{port}\"\n[queue.state]\nuri = \"{state}\"\ncollection = \"bench-{port}\"\n"
+        );
+        std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
+        serve.extend(["--workers", "0"]);
+    }
+    let start = |args: &[&str]| {
+        Command::new(&binary)
+            .current_dir(dir.path())
+            .args(args)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start {binary} (build it: cargo build --release): {e}")
+            })
+    };
+    let mut server = start(&serve);
+    let mut workers: Vec<_> = match amqp.is_empty() {
+        true => Vec::new(),
+        false => (0..processes)
+            .map(|_| start(&["worker", "-q", "--workers", "1"]))
+            .collect(),
+    };
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
     while ureq::get(format!("{url}/healthz")).call().is_err() {
@@ -266,10 +314,37 @@ fn main() {
     if which == "bombs" {
         bombs(&url, clients, seconds, server.id());
     } else {
-        photos(&url, &which, clients, seconds, server.id(), prefer_async);
+        let pids: Vec<u32> = workers.iter().map(|w| w.id()).collect();
+        let run = Run {
+            url: &url,
+            data: &dir.path().join("data"),
+            clients,
+            seconds,
+            limit,
+            server: server.id(),
+            workers: &pids,
+            prefer_async,
+        };
+        photos(&run, &which);
     }
-    let _ = server.kill();
-    let _ = server.wait();
+    for process in workers.iter_mut().chain([&mut server]) {
+        let _ = process.kill();
+        let _ = process.wait();
+    }
+}
+
+/// What a run of the photo payloads drives and watches.
+struct Run<'a> {
+    url: &'a str,
+    /// Where the records land (the built-in disk actor), to count them.
+    data: &'a std::path::Path,
+    clients: usize,
+    seconds: u64,
+    limit: usize,
+    server: u32,
+    /// `librarian worker` processes, if any.
+    workers: &'a [u32],
+    prefer_async: bool,
 }
 
 fn statuses_of(outcome: &Outcome) -> String {
@@ -294,8 +369,9 @@ fn metric(url: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits until the queue is empty; returns the seconds it took and the jobs stored so far.
-fn drained(url: &str) -> (f64, f64) {
+/// Waits until the queue is empty; returns the seconds it took and the records stored so far
+/// (counted in `data`, so that the jobs of worker processes count).
+fn drained(url: &str, data: &std::path::Path) -> (f64, usize) {
     let started = Instant::now();
     while metric(url, r#"librarian_queue_depth{state="queued"}"#)
         + metric(url, r#"librarian_queue_depth{state="running"}"#)
@@ -303,11 +379,16 @@ fn drained(url: &str) -> (f64, f64) {
     {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let stored = metric(url, r#"librarian_jobs_total{state="stored"}"#);
+    let stored = std::fs::read_dir(data).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count()
+    });
     (started.elapsed().as_secs_f64(), stored)
 }
 
-fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32, prefer_async: bool) {
+fn photos(run: &Run, which: &str) {
     let payloads = [
         ("crop", photo(640, 480, 300, ImageFormat::Png)),
         ("phone", photo(4000, 3000, 600, ImageFormat::Jpeg)),
@@ -322,30 +403,39 @@ fn photos(url: &str, which: &str, clients: usize, seconds: u64, server: u32, pre
     {
         let body = [json_body(bytes)];
         let outcome = drive(
-            url,
+            run.url,
             &body,
-            clients,
-            seconds,
+            run.clients,
+            run.seconds,
             Duration::ZERO,
-            server,
-            prefer_async,
+            run.server,
+            run.prefer_async,
+            run.limit,
         );
         let (warm, end) = outcome.rss_warm_and_end();
         println!(
-            "| {name} | {} | {clients} | {seconds} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {warm:.0} / {end:.0} |",
+            "| {name} | {} | {} | {} | {} | {:.1} | {:.0} | {:.0} | {:.0} | {} | {:.0} | {warm:.0} / {end:.0} |",
             bytes.len(),
+            run.clients,
+            run.seconds,
             outcome.ms.len(),
             outcome.ms.len() as f64 / outcome.elapsed,
             percentile(&outcome.ms, 0.5),
             percentile(&outcome.ms, 0.9),
             percentile(&outcome.ms, 0.99),
             statuses_of(&outcome),
-            memory_mib(server, "VmHWM:")
+            memory_mib(run.server, "VmHWM:")
         );
-        if prefer_async {
-            let (seconds, stored) = drained(url);
+        if run.prefer_async {
+            let (seconds, stored) = drained(run.url, run.data);
+            let workers: Vec<String> = run
+                .workers
+                .iter()
+                .map(|&pid| format!("{:.0}", memory_mib(pid, "VmHWM:")))
+                .collect();
             println!(
-                "|   (async: the queue emptied {seconds:.1} s after the last 202; {stored} jobs stored in all so far) |"
+                "|   (async: the queue emptied {seconds:.1} s after the last 202; {stored} records stored in all so far; worker processes' peak RSS MiB: [{}]) |",
+                workers.join(", ")
             );
         }
     }
@@ -372,11 +462,21 @@ fn bombs(url: &str, clients: usize, seconds: u64, server: u32) {
             Duration::ZERO,
             server,
             false,
+            usize::MAX,
         )
     });
     let meanwhile = std::thread::spawn(move || {
         let pause = Duration::from_millis(500);
-        drive(&url_normal, &normal, 1, seconds, pause, server, false)
+        drive(
+            &url_normal,
+            &normal,
+            1,
+            seconds,
+            pause,
+            server,
+            false,
+            usize::MAX,
+        )
     });
     let (attack, meanwhile) = (attack.join().unwrap(), meanwhile.join().unwrap());
     println!();
