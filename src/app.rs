@@ -219,6 +219,7 @@ impl App {
                     strip_metadata: p.strip_metadata,
                     keep_metadata: p.keep_metadata.clone(),
                     mode: p.mode,
+                    fetch: p.fetch.clone(),
                 };
                 Ok((name.clone(), Arc::new(pipeline)))
             })

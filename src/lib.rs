@@ -8,6 +8,7 @@ pub mod clock;
 pub mod config;
 pub mod describe;
 pub mod extract;
+pub mod fetch;
 pub mod http;
 pub mod imaging;
 pub mod jobs;

@@ -55,6 +55,8 @@ pub struct Pipeline {
     pub keep_metadata: Vec<KeepMetadata>,
     /// How a submission sent without a preference is answered.
     pub mode: SubmitMode,
+    /// How a job fetches the photo of an `image_url`.
+    pub fetch: crate::config::queue::FetchConfig,
 }
 
 /// The actors a pipeline reads from: for each kind of read, the first of its actors, in the
@@ -92,10 +94,18 @@ pub enum Admission {
     Ready(Prepared),
 }
 
+/// Now, to the millisecond: a submission's arrival as every store (BSON dates among them)
+/// keeps it.
+pub fn received_now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
 /// The steps of completing a submission, as a job reports them (its `stage`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Step {
+    /// Fetching the photo of an `image_url`.
+    Fetch,
     /// Decoding the image and running the extractors on it, in one pass on the decode pool.
     Decode,
     Validate,
@@ -334,8 +344,7 @@ impl Pipeline {
     /// Strips the metadata (first, so that hashes, duplicates and retries all see the bytes
     /// stored) and reads the image header.
     fn prepare(&self, submission: Submission) -> Result<Prepared, SubmitError> {
-        // Millisecond precision: what every store (BSON dates among them) keeps.
-        let received_at = Utc::now().trunc_subsecs(3);
+        let received_at = received_now();
         let started = Instant::now();
         let (image, metadata) = match self.strip_metadata {
             true => {

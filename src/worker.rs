@@ -9,9 +9,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::App;
+use crate::fetch::fetch;
 use crate::http::Problem;
 use crate::http::codes;
-use crate::jobs::{Claim, Claimed, JobState, Queue, Ticket};
+use crate::jobs::{Claim, Claimed, Job, JobState, Queue, Source, Ticket};
+use crate::pipeline::{Admission, Pipeline, Step, Submission};
 
 /// The wait after the queue could not be read.
 const AFTER_ERROR: Duration = Duration::from_secs(1);
@@ -104,13 +106,9 @@ async fn forget(queue: Arc<Queue>, mut stopped: watch::Receiver<bool>) {
 
 /// Completes one job's submission and records how it ended.
 async fn run(app: &App, queue: &Queue, claimed: Claimed, ticket: Ticket) {
-    let Claimed { job, prepared } = claimed;
+    let Claimed { job, source } = claimed;
     let outcome = match app.pipeline(&job.pipeline) {
-        Some(pipeline) => {
-            let steps = |step| queue.step(&job, step);
-            let completed = pipeline.complete(prepared, Some(job.id), steps).await;
-            completed.map(drop).map_err(Problem::from)
-        }
+        Some(pipeline) => complete(pipeline, queue, &job, source).await,
         None => Err(Problem::new(
             codes::PIPELINE_NOT_FOUND,
             format!("pipeline `{}` was removed from the config", job.pipeline),
@@ -155,6 +153,38 @@ async fn run(app: &App, queue: &Queue, claimed: Claimed, ticket: Ticket) {
             tracing::error!(job = %job.id, %error, "a job's outcome could not be recorded")
         }
     }
+}
+
+/// A job's submission through its pipeline, its photo fetched first when it came as a URL
+/// (then every check runs here: none could run without the photo).
+async fn complete(
+    pipeline: &Pipeline,
+    queue: &Queue,
+    job: &Job,
+    source: Source,
+) -> Result<(), Problem> {
+    let steps = |step| queue.step(job, step);
+    let prepared = match source {
+        Source::Prepared(prepared) => prepared,
+        Source::Url { url, labels, .. } => {
+            steps(Step::Fetch).await;
+            let config = pipeline.fetch.clone();
+            let image = tokio::task::spawn_blocking(move || fetch(&url, &config))
+                .await
+                .map_err(|e| {
+                    Problem::new(codes::INTERNAL, "the fetch stopped").with_cause(e.to_string())
+                })??;
+            match pipeline
+                .admit(Submission { image, labels }, Some(job.id))
+                .await?
+            {
+                Admission::Replayed(_) => return Ok(()),
+                Admission::Ready(prepared) => prepared,
+            }
+        }
+    };
+    let completed = pipeline.complete(prepared, Some(job.id), steps).await;
+    completed.map(drop).map_err(Problem::from)
 }
 
 /// The wait before run `attempts + 1`: `delay` doubled per run so far, times 0.5 to 1.5.

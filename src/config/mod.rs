@@ -241,6 +241,9 @@ pub struct PipelineConfig {
     /// to the sender; unset, only in `mode = "async"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub async_above_bytes: Option<u64>,
+    /// How a job fetches a photo sent as `image_url` in a JSON body.
+    #[serde(default)]
+    pub fetch: queue::FetchConfig,
 }
 
 fn default_image_field() -> String {
@@ -446,6 +449,7 @@ impl Config {
                 keep_metadata: Vec::new(),
                 mode: SubmitMode::Sync,
                 async_above_bytes: None,
+                fetch: Default::default(),
             },
         );
         config

@@ -197,3 +197,45 @@ pub enum SubmitMode {
     /// 202 Accepted with the job, once queued.
     Async,
 }
+
+/// How a job fetches a photo sent as `image_url`.
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FetchConfig {
+    /// Fetch from loopback, private (RFC 1918, unique local), link-local and other addresses
+    /// that are not public. Off: a URL whose host is or resolves to one is refused, so that a
+    /// contributor cannot make the server read its own network (cloud metadata, admin ports).
+    #[serde(default)]
+    pub allow_private: bool,
+    /// The largest photo fetched, in bytes (20 MiB).
+    #[serde(default = "default_fetch_max_bytes")]
+    pub max_bytes: u64,
+    /// Longest time a fetch may take, redirects and body included.
+    #[serde(default = "default_fetch_timeout", with = "humantime_serde")]
+    #[schemars(with = "String", extend("format" = "duration"))]
+    pub timeout: Duration,
+    /// Redirects followed at most; each new host is checked as the first.
+    #[serde(default = "default_fetch_redirects")]
+    pub max_redirects: u32,
+}
+
+fn default_fetch_max_bytes() -> u64 {
+    20 << 20
+}
+fn default_fetch_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_fetch_redirects() -> u32 {
+    3
+}
+
+impl Default for FetchConfig {
+    fn default() -> Self {
+        Self {
+            allow_private: false,
+            max_bytes: default_fetch_max_bytes(),
+            timeout: default_fetch_timeout(),
+            max_redirects: default_fetch_redirects(),
+        }
+    }
+}

@@ -69,6 +69,8 @@ pub const IMAGE_TOO_LARGE_TO_DECODE: Code = code(
     "image.too_large_to_decode",
     StatusCode::UNPROCESSABLE_ENTITY,
 );
+pub const FETCH_REFUSED: Code = code("fetch.refused", StatusCode::UNPROCESSABLE_ENTITY);
+pub const FETCH_UNUSABLE: Code = code("fetch.unusable", StatusCode::UNPROCESSABLE_ENTITY);
 pub const RATE_LIMITED: Code = code("rate.limited", StatusCode::TOO_MANY_REQUESTS);
 pub const AUTH_THROTTLED: Code = code("auth.throttled", StatusCode::TOO_MANY_REQUESTS);
 pub const INTERNAL: Code = code("internal", StatusCode::INTERNAL_SERVER_ERROR);
@@ -83,6 +85,7 @@ pub const SUBMISSION_IN_PROGRESS: Code =
 pub const AUTH_BUSY: Code = code("auth.busy", StatusCode::SERVICE_UNAVAILABLE);
 pub const QUEUE_FULL: Code = code("queue.full", StatusCode::SERVICE_UNAVAILABLE);
 pub const QUEUE_UNAVAILABLE: Code = code("queue.unavailable", StatusCode::SERVICE_UNAVAILABLE);
+pub const FETCH_FAILED: Code = code("fetch.failed", StatusCode::SERVICE_UNAVAILABLE);
 
 /// The codes that ask the caller to come back later: back-pressure, which the metrics count
 /// as `busy`, apart from failures.
@@ -97,7 +100,7 @@ pub const BACK_PRESSURE: [Code; 7] = [
 ];
 
 /// `request.invalid` and `internal` also stand for any other 4xx and 5xx the framework sets.
-pub const ALL: [Code; 52] = [
+pub const ALL: [Code; 55] = [
     BODY_MALFORMED_JSON,
     BODY_MALFORMED_MULTIPART,
     BODY_UNREADABLE,
@@ -150,4 +153,7 @@ pub const ALL: [Code; 52] = [
     AUTH_BUSY,
     QUEUE_FULL,
     QUEUE_UNAVAILABLE,
+    FETCH_REFUSED,
+    FETCH_UNUSABLE,
+    FETCH_FAILED,
 ];

@@ -30,9 +30,14 @@ pub enum InputError {
     #[error("the image is not valid base64 or a base64 data: URL ({0})")]
     BadBase64(String),
     #[error(
-        "no image: send it in the `{0}` field, or as the raw body with an image/* content type"
+        "no image: send it in the `{0}` field (or its URL in `image_url`), or as the raw body \
+         with an image/* content type"
     )]
     MissingImage(String),
+    #[error("send the image in `{0}` or its URL in `image_url`, not both")]
+    ImageTwice(String),
+    #[error("`image_url` must be a string")]
+    ImageUrlNotText,
     #[error("labels must be a JSON object")]
     LabelsNotObject,
     #[error("the labels are not valid JSON: {0}")]
@@ -274,6 +279,9 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, InputEr
     }
 }
 
+/// The JSON field of a photo's URL, instead of the photo.
+pub const IMAGE_URL: &str = "image_url";
+
 pub struct Fields<'a> {
     pub image: &'a str,
     pub labels: &'a str,
@@ -283,11 +291,23 @@ pub struct Fields<'a> {
     pub schema: Option<&'a Value>,
 }
 
+/// A submission as it arrived: with its image, or with the URL its job fetches the image from.
+pub enum Incoming {
+    Image(Submission),
+    Url { url: String, labels: Labels },
+}
+
+/// Where a body has its photo.
+enum Photo {
+    Bytes(Bytes),
+    Url(String),
+}
+
 pub async fn read_submission(
     req: &mut Request,
     fields: &Fields<'_>,
     limit: usize,
-) -> Result<Submission, InputError> {
+) -> Result<Incoming, InputError> {
     let mut labels: Labels = req
         .queries()
         .iter()
@@ -301,9 +321,10 @@ pub async fn read_submission(
     let (image, body_labels) = if essence == "application/json" || essence.ends_with("+json") {
         read_json(req, fields, limit).await?
     } else if essence == "multipart/form-data" {
-        read_multipart(req, fields, limit).await?
+        let (image, labels) = read_multipart(req, fields, limit).await?;
+        (Photo::Bytes(image), labels)
     } else if essence.starts_with("image/") || essence == "application/octet-stream" {
-        (read_body(req, limit).await?, Labels::new())
+        (Photo::Bytes(read_body(req, limit).await?), Labels::new())
     } else {
         let shown = if essence.is_empty() {
             "(none)".to_owned()
@@ -313,18 +334,21 @@ pub async fn read_submission(
         return Err(InputError::UnsupportedType(shown));
     };
     labels.extend(body_labels);
-    if image.is_empty() {
-        return Err(InputError::MissingImage(fields.image.to_owned()));
-    }
     check_labels(&labels, fields.max_label_bytes)?;
-    Ok(Submission { image, labels })
+    match image {
+        Photo::Bytes(image) if image.is_empty() => {
+            Err(InputError::MissingImage(fields.image.to_owned()))
+        }
+        Photo::Bytes(image) => Ok(Incoming::Image(Submission { image, labels })),
+        Photo::Url(url) => Ok(Incoming::Url { url, labels }),
+    }
 }
 
 async fn read_json(
     req: &mut Request,
     fields: &Fields<'_>,
     limit: usize,
-) -> Result<(Bytes, Labels), InputError> {
+) -> Result<(Photo, Labels), InputError> {
     let body = read_body(req, limit).await?;
     let not_object = || {
         InputError::MalformedJson(format!(
@@ -339,12 +363,18 @@ async fn read_json(
     }
     let mut object: HashMap<String, &RawValue> =
         serde_json::from_str(text).map_err(|e| InputError::MalformedJson(e.to_string()))?;
-    let image = match object
-        .remove(fields.image)
-        .map(|raw| serde_json::from_str(raw.get()))
-    {
-        Some(Ok(Value::String(text))) => decode_image_text(&text)?,
-        _ => return Err(InputError::MissingImage(fields.image.to_owned())),
+    let url = object
+        .remove(IMAGE_URL)
+        .map(|raw| serde_json::from_str(raw.get()));
+    let image = match (object.remove(fields.image), url) {
+        (Some(_), Some(_)) => return Err(InputError::ImageTwice(fields.image.to_owned())),
+        (None, Some(Ok(Value::String(url)))) => Photo::Url(url),
+        (None, Some(_)) => return Err(InputError::ImageUrlNotText),
+        (Some(raw), None) => match serde_json::from_str(raw.get()) {
+            Ok(Value::String(text)) => Photo::Bytes(decode_image_text(&text)?),
+            _ => return Err(InputError::MissingImage(fields.image.to_owned())),
+        },
+        (None, None) => return Err(InputError::MissingImage(fields.image.to_owned())),
     };
     // The labels as JSON, or as a string holding their JSON text.
     let labels = match object.remove(fields.labels) {

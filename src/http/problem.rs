@@ -11,6 +11,7 @@ use super::codes::{self, Code};
 use super::intake::InputError;
 use super::table;
 use crate::auth::{Denied, Refusal};
+use crate::fetch::FetchError;
 use crate::imaging::ImageError;
 use crate::jobs::QueueError;
 use crate::pipeline::SubmitError;
@@ -169,6 +170,7 @@ impl From<InputError> for Problem {
             InputError::Unreadable(_) => codes::BODY_UNREADABLE,
             InputError::BadBase64(_) => codes::IMAGE_BAD_BASE64,
             InputError::MissingImage(_) => codes::IMAGE_MISSING,
+            InputError::ImageTwice(_) | InputError::ImageUrlNotText => codes::BODY_MALFORMED_JSON,
             InputError::LabelsNotObject => codes::LABELS_NOT_OBJECT,
             InputError::MalformedLabels(_) => codes::LABELS_MALFORMED_JSON,
             InputError::LabelsTooDeep => codes::LABELS_TOO_DEEP,
@@ -225,6 +227,19 @@ impl From<Refusal> for Problem {
             )
             .retry_after(1),
         }
+    }
+}
+
+impl From<FetchError> for Problem {
+    fn from(e: FetchError) -> Self {
+        let code = match &e {
+            FetchError::NotHttp(_) | FetchError::TooLong | FetchError::NotPublic(_) => {
+                codes::FETCH_REFUSED
+            }
+            transient if transient.is_transient() => codes::FETCH_FAILED,
+            _ => codes::FETCH_UNUSABLE,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -17,8 +17,8 @@ use uuid::Uuid;
 use super::codes;
 use super::guard::{RateLimits, caller};
 use super::intake::{
-    BodyPace, Fields, InputError, decode_image_text, multipart_parts, read_body, read_submission,
-    receive,
+    BodyPace, Fields, Incoming, InputError, decode_image_text, multipart_parts, read_body,
+    read_submission, receive,
 };
 use super::problem::Problem;
 use crate::app::App;
@@ -26,7 +26,7 @@ use crate::auth::{Caller, Denied};
 use crate::config::DEFAULT_PIPELINE;
 use crate::config::auth::ReadAccess;
 use crate::config::queue::SubmitMode;
-use crate::jobs::{Enqueued, Job, NewJob, QueueError};
+use crate::jobs::{Enqueued, Job, NewJob, QueueError, Source};
 use crate::metrics::{Outcome, Stage};
 use crate::pipeline::{Accepted, Admission, Pipeline, SubmitError};
 
@@ -220,19 +220,37 @@ async fn accept(
     let started = Instant::now();
     receive_body(app, req).await?;
     let _slot = handling_slot(app)?;
-    let submission = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await;
+    let incoming = read_submission(req, &fields, app.loaded.config.server.max_body_bytes).await;
     app.metrics.stage(Stage::Read, None, started.elapsed());
-    let Some(queue) = queue else {
-        return Ok(Answer::Record(pipeline.submit(submission?, id).await?));
+    let source = match (incoming?, &queue) {
+        (Incoming::Image(submission), None) => {
+            return Ok(Answer::Record(pipeline.submit(submission, id).await?));
+        }
+        (Incoming::Image(submission), Some(_)) => match pipeline.admit(submission, id).await? {
+            Admission::Replayed(accepted) => return Ok(Answer::Record(accepted)),
+            Admission::Ready(prepared) => Source::Prepared(prepared),
+        },
+        // The photo is not here: its job fetches it, and every check waits for it.
+        (Incoming::Url { url, labels }, _) => {
+            crate::fetch::check_url(&url, &pipeline.fetch)?;
+            Source::Url {
+                url,
+                labels,
+                received_at: crate::pipeline::received_now(),
+            }
+        }
     };
-    let prepared = match pipeline.admit(submission?, id).await? {
-        Admission::Replayed(accepted) => return Ok(Answer::Record(accepted)),
-        Admission::Ready(prepared) => prepared,
+    let queue = match queue {
+        Some(queue) => queue,
+        None => app
+            .queue
+            .clone()
+            .ok_or_else(|| Problem::from(QueueError::Closed))?,
     };
     let new = NewJob {
         id: id.unwrap_or_else(Uuid::now_v7),
         pipeline: pipeline.name.clone(),
-        prepared,
+        source,
     };
     match queue.enqueue(new).await? {
         Enqueued::Queued(job) => {
@@ -629,7 +647,9 @@ async fn scan_inputs(
         // A scan keeps no labels: only the body's limit applies.
         max_label_bytes: limit,
     };
-    let submission = read_submission(req, &fields, limit).await?;
+    let Incoming::Image(submission) = read_submission(req, &fields, limit).await? else {
+        return Err(InputError::MissingImage(pipeline.image_field.clone()).into());
+    };
     Ok(vec![ScanInput {
         part: "body".into(),
         filename: None,

@@ -28,7 +28,7 @@ use tokio::sync::{Mutex, broadcast};
 use uuid::Uuid;
 
 use super::shared::SharedJobs;
-use super::{Claim, Claimed, Enqueued, Entry, Job, JobState, NewJob, QueueError};
+use super::{Claim, Claimed, Enqueued, Entry, Job, JobState, NewJob, QueueError, Source};
 use crate::config::queue::AmqpQueueConfig;
 use crate::pipeline::Prepared;
 
@@ -37,33 +37,67 @@ const IDLE_LOOK: Duration = Duration::from_secs(1);
 /// The wait before the events of jobs are listened to again after the broker went away.
 const RELISTEN: Duration = Duration::from_secs(1);
 
-/// Everything of a submission but its image, which follows it in the message.
+/// Everything of a submission but its image, which follows it in the message: the image's
+/// facts, or the URL the job fetches it from.
 #[derive(Serialize, Deserialize)]
 struct Head {
     id: Uuid,
     pipeline: String,
-    facts: ImageFacts,
+    facts: Option<ImageFacts>,
     metadata: Option<MetadataReport>,
+    url: Option<String>,
     labels: Labels,
     received_at: DateTime<Utc>,
 }
 
+impl Head {
+    fn source(self, image: Bytes) -> Result<Source, QueueError> {
+        match (self.facts, self.url) {
+            (Some(facts), None) => Ok(Source::Prepared(Prepared {
+                image,
+                facts,
+                metadata: self.metadata,
+                labels: self.labels,
+                received_at: self.received_at,
+            })),
+            (None, Some(url)) => Ok(Source::Url {
+                url,
+                labels: self.labels,
+                received_at: self.received_at,
+            }),
+            _ => Err(QueueError::Unreadable(
+                "a message has both or neither of an image and a URL".into(),
+            )),
+        }
+    }
+}
+
 /// A message: the head's length (4 bytes, big-endian), the head as JSON, the image.
-fn encode(id: Uuid, pipeline: &str, prepared: &Prepared) -> Vec<u8> {
+fn encode(id: Uuid, pipeline: &str, source: &Source) -> Vec<u8> {
+    let (facts, metadata, url, image) = match source {
+        Source::Prepared(p) => (
+            Some(p.facts.clone()),
+            p.metadata.clone(),
+            None,
+            &p.image[..],
+        ),
+        Source::Url { url, .. } => (None, None, Some(url.clone()), &[][..]),
+    };
     let head = Head {
         id,
         pipeline: pipeline.to_owned(),
-        facts: prepared.facts.clone(),
-        metadata: prepared.metadata.clone(),
-        labels: prepared.labels.clone(),
-        received_at: prepared.received_at,
+        facts,
+        metadata,
+        url,
+        labels: source.labels().clone(),
+        received_at: source.received_at(),
     };
     let head = serde_json::to_vec(&head).expect("a submission serializes");
     let length = u32::try_from(head.len()).expect("labels are bounded far below 4 GiB");
-    let mut body = Vec::with_capacity(4 + head.len() + prepared.image.len());
+    let mut body = Vec::with_capacity(4 + head.len() + image.len());
     body.extend_from_slice(&length.to_be_bytes());
     body.extend_from_slice(&head);
-    body.extend_from_slice(&prepared.image);
+    body.extend_from_slice(image);
     body
 }
 
@@ -245,8 +279,8 @@ impl AmqpQueue {
     /// Queues a submission unless `max_queued` messages wait. The message goes first: a
     /// process that dies after it leaves a job that a worker records when it takes it.
     pub async fn enqueue(&self, new: NewJob, max_queued: usize) -> Result<Enqueued, QueueError> {
-        let body = encode(new.id, &new.pipeline, &new.prepared);
-        let entry = Entry::queued(new.id, new.pipeline, &new.prepared);
+        let body = encode(new.id, &new.pipeline, &new.source);
+        let entry = Entry::queued(new.id, new.pipeline, &new.source);
         if let Some(kept) = self.state.entry(new.id).await? {
             return Ok(match kept.same_content(&entry) {
                 true => Enqueued::Same(kept.job),
@@ -345,7 +379,9 @@ impl AmqpQueue {
             body: delivery.data,
         };
         let dead = BasicRejectOptions { requeue: false };
-        let (head, image) = match decode(&ticket.body) {
+        let decoded = decode(&ticket.body)
+            .and_then(|(head, image)| Ok((head.id, head.pipeline.clone(), head.source(image)?)));
+        let (id, pipeline, source) = match decoded {
             Ok(decoded) => decoded,
             Err(error) => {
                 tracing::error!(%error, "a message that is no job was moved to the dead letters");
@@ -353,29 +389,22 @@ impl AmqpQueue {
                 return Ok(None);
             }
         };
-        let prepared = Prepared {
-            image,
-            facts: head.facts,
-            metadata: head.metadata,
-            labels: head.labels,
-            received_at: head.received_at,
-        };
-        let entry = Entry::queued(head.id, head.pipeline, &prepared);
+        let entry = Entry::queued(id, pipeline, &source);
         if let Some(kept) = self.state.insert(&entry).await?
             && !kept.same_content(&entry)
         {
-            tracing::error!(job = %head.id, "a message whose job holds other content was dropped");
+            tracing::error!(job = %id, "a message whose job holds other content was dropped");
             ticket.acker.reject(dead).await?;
             return Ok(None);
         }
         // A message delivered again finds its job running (its worker died); any other
         // copy of a job that runs or has ended is spare.
-        let Some(job) = self.state.start(head.id, redelivered, Utc::now()).await? else {
+        let Some(job) = self.state.start(id, redelivered, Utc::now()).await? else {
             ticket.acker.ack(BasicAckOptions::default()).await?;
             return Ok(None);
         };
         Ok(Some((
-            Claim::Ready(Box::new(Claimed { job, prepared })),
+            Claim::Ready(Box::new(Claimed { job, source })),
             ticket,
         )))
     }

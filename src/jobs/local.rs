@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::{Claim, Claimed, Enqueued, Entry, Job, JobState, NewJob, QueueError};
+use super::{Claim, Claimed, Enqueued, Entry, Job, JobState, NewJob, QueueError, Source};
 use crate::pipeline::Prepared;
 
 /// Every job, by id: its state and what identifies its content.
@@ -61,24 +61,31 @@ fn entry_of(
     table.get(id)?.map(|v| parse(v.value())).transpose()
 }
 
-/// The queued submission of a job, image and all.
+/// The queued submission of a job, image and all (or the URL of its image).
 fn submission_of(
     tx: &redb::WriteTransaction,
     id: u128,
     entry: &Entry,
-) -> Result<Prepared, QueueError> {
+) -> Result<Source, QueueError> {
+    if let Some(url) = &entry.url {
+        return Ok(Source::Url {
+            url: url.clone(),
+            labels: entry.labels.clone(),
+            received_at: entry.job.created_at,
+        });
+    }
     let missing = || QueueError::Missing(Uuid::from_u128(id));
     let submissions = tx.open_table(SUBMISSIONS)?;
     let submission: Submission = parse(submissions.get(id)?.ok_or_else(missing)?.value())?;
     let images = tx.open_table(IMAGES)?;
     let image = Bytes::copy_from_slice(images.get(id)?.ok_or_else(missing)?.value());
-    Ok(Prepared {
+    Ok(Source::Prepared(Prepared {
         image,
         facts: submission.facts,
         metadata: submission.metadata,
         labels: entry.labels.clone(),
         received_at: entry.job.created_at,
-    })
+    }))
 }
 
 impl LocalQueue {
@@ -132,9 +139,8 @@ impl LocalQueue {
     pub fn enqueue(&self, new: NewJob, limits: (usize, u64)) -> Result<Enqueued, QueueError> {
         let (max_queued, max_bytes) = limits;
         let id = new.id.as_u128();
-        let prepared = new.prepared;
         let tx = self.db.begin_write()?;
-        let entry = Entry::queued(new.id, new.pipeline, &prepared);
+        let entry = Entry::queued(new.id, new.pipeline, &new.source);
         let enqueued = {
             let mut jobs = tx.open_table(JOBS)?;
             if let Some(kept) = entry_of(&jobs, id)? {
@@ -147,20 +153,25 @@ impl LocalQueue {
             let waiting = due.len()? + tx.open_table(RUNNING)?.len()?;
             let mut totals = tx.open_table(TOTALS)?;
             let bytes = totals.get(IMAGE_BYTES)?.map_or(0, |v| v.value());
-            let image_bytes = prepared.image.len() as u64;
+            let image_bytes = match &new.source {
+                Source::Prepared(prepared) => prepared.image.len() as u64,
+                Source::Url { .. } => 0,
+            };
             if waiting >= max_queued as u64 || bytes.saturating_add(image_bytes) > max_bytes {
                 return Err(QueueError::Full);
             }
             totals.insert(IMAGE_BYTES, bytes + image_bytes)?;
             let job = entry.job.clone();
             jobs.insert(id, json(&entry).as_slice())?;
-            let submission = Submission {
-                facts: prepared.facts,
-                metadata: prepared.metadata,
-            };
-            tx.open_table(SUBMISSIONS)?
-                .insert(id, json(&submission).as_slice())?;
-            tx.open_table(IMAGES)?.insert(id, &prepared.image[..])?;
+            if let Source::Prepared(prepared) = new.source {
+                let submission = Submission {
+                    facts: prepared.facts,
+                    metadata: prepared.metadata,
+                };
+                tx.open_table(SUBMISSIONS)?
+                    .insert(id, json(&submission).as_slice())?;
+                tx.open_table(IMAGES)?.insert(id, &prepared.image[..])?;
+            }
             due.insert((job.created_at.timestamp_millis(), id), ())?;
             Enqueued::Queued(job)
         };
@@ -194,9 +205,9 @@ impl LocalQueue {
                     jobs.insert(id, json(&entry).as_slice())?;
                     tx.open_table(RUNNING)?.insert(id, ())?;
                     Some(match submission_of(&tx, id, &entry) {
-                        Ok(prepared) => Claim::Ready(Box::new(Claimed {
+                        Ok(source) => Claim::Ready(Box::new(Claimed {
                             job: entry.job,
-                            prepared,
+                            source,
                         })),
                         Err(error) => {
                             tracing::error!(job = %entry.job.id, %error, "a queued submission could not be read back");
@@ -317,7 +328,7 @@ mod tests {
         NewJob {
             id: Uuid::now_v7(),
             pipeline: "default".into(),
-            prepared: Prepared {
+            source: Source::Prepared(Prepared {
                 facts: ImageFacts {
                     format: ImageFormat::Png,
                     width: 1,
@@ -329,7 +340,7 @@ mod tests {
                 metadata: None,
                 labels: Default::default(),
                 received_at: Utc::now(),
-            },
+            }),
         }
     }
 

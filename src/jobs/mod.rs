@@ -77,13 +77,41 @@ impl Job {
         let place = match (self.state, self.stage) {
             (JobState::Queued, _) if self.attempts == 0 => 0,
             (JobState::Running, None) => 1,
-            (JobState::Running, Some(Step::Decode)) => 2,
-            (JobState::Running, Some(Step::Validate)) => 3,
-            (JobState::Running, Some(Step::Store)) => 4,
-            (JobState::Queued, _) => 5,
-            (JobState::Stored | JobState::Rejected | JobState::Failed, _) => 6,
+            (JobState::Running, Some(Step::Fetch)) => 2,
+            (JobState::Running, Some(Step::Decode)) => 3,
+            (JobState::Running, Some(Step::Validate)) => 4,
+            (JobState::Running, Some(Step::Store)) => 5,
+            (JobState::Queued, _) => 6,
+            (JobState::Stored | JobState::Rejected | JobState::Failed, _) => 7,
         };
         (self.attempts, place)
+    }
+}
+
+/// What a job completes: a submission that came with its image, or one whose image the job
+/// fetches first (`image_url`).
+pub enum Source {
+    Prepared(Prepared),
+    Url {
+        url: String,
+        labels: Labels,
+        received_at: DateTime<Utc>,
+    },
+}
+
+impl Source {
+    fn labels(&self) -> &Labels {
+        match self {
+            Self::Prepared(p) => &p.labels,
+            Self::Url { labels, .. } => labels,
+        }
+    }
+
+    fn received_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::Prepared(p) => p.received_at,
+            Self::Url { received_at, .. } => *received_at,
+        }
     }
 }
 
@@ -91,7 +119,7 @@ impl Job {
 pub struct NewJob {
     pub id: Uuid,
     pub pipeline: String,
-    pub prepared: Prepared,
+    pub source: Source,
 }
 
 /// What queueing a submission did.
@@ -107,7 +135,7 @@ pub enum Enqueued {
 /// A job a worker took, with its submission.
 pub struct Claimed {
     pub job: Job,
-    pub prepared: Prepared,
+    pub source: Source,
 }
 
 /// What a worker took from the queue.
@@ -178,13 +206,21 @@ store_errors!(
 #[derive(Serialize, Deserialize)]
 struct Entry {
     job: Job,
+    /// The image's hash; empty for a job that fetches its image.
     sha256: String,
+    /// The URL a job fetches its image from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
     labels: Labels,
 }
 
 impl Entry {
     /// A job queued now for a submission.
-    fn queued(id: Uuid, pipeline: String, prepared: &Prepared) -> Self {
+    fn queued(id: Uuid, pipeline: String, source: &Source) -> Self {
+        let (sha256, url) = match source {
+            Source::Prepared(p) => (p.facts.sha256.clone(), None),
+            Source::Url { url, .. } => (String::new(), Some(url.clone())),
+        };
         Self {
             job: Job {
                 id,
@@ -192,12 +228,13 @@ impl Entry {
                 state: JobState::Queued,
                 stage: None,
                 attempts: 0,
-                created_at: prepared.received_at,
-                updated_at: prepared.received_at,
+                created_at: source.received_at(),
+                updated_at: source.received_at(),
                 problem: None,
             },
-            sha256: prepared.facts.sha256.clone(),
-            labels: prepared.labels.clone(),
+            sha256,
+            url,
+            labels: source.labels().clone(),
         }
     }
 
@@ -205,6 +242,7 @@ impl Entry {
     fn same_content(&self, other: &Entry) -> bool {
         self.job.pipeline == other.job.pipeline
             && self.sha256 == other.sha256
+            && self.url == other.url
             && librarian_model::same_labels(&self.labels, &other.labels)
     }
 }

@@ -35,6 +35,8 @@ struct Stored {
     updated_ms: i64,
     problem: Option<String>,
     sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    url: Option<String>,
     labels: String,
 }
 
@@ -52,6 +54,7 @@ impl Stored {
             updated_ms: job.updated_at.timestamp_millis(),
             problem: job.problem.as_ref().map(Value::to_string),
             sha256: entry.sha256.clone(),
+            url: entry.url.clone(),
             labels: serde_json::to_string(&entry.labels).expect("labels serialize"),
         }
     }
@@ -75,6 +78,7 @@ impl Stored {
         Ok(Entry {
             job,
             sha256: self.sha256,
+            url: self.url,
             labels: serde_json::from_str(&self.labels).map_err(QueueError::Corrupt)?,
         })
     }
