@@ -12,6 +12,8 @@
 //! `--amqp` (with `--async`) is the scale-out: the queue on that RabbitMQ broker, the jobs'
 //! state in MongoDB at `--state`, an API process with no workers and `--worker-processes`
 //! `librarian worker` processes of one job each. The broker and MongoDB are yours to start.
+//! `--kill-worker-halfway` kills one worker with SIGKILL once half of the acknowledged jobs
+//! are stored, starts another, and counts the records against the 202s at the end.
 //!
 //! A soak is a long run: `--seconds 600` reports resident memory a fifth into the run and at
 //! its end, so that growth shows.
@@ -296,11 +298,20 @@ fn main() {
             })
     };
     let mut server = start(&serve);
-    let mut workers: Vec<_> = match amqp.is_empty() {
+    let workers: std::cell::RefCell<Vec<_>> = match amqp.is_empty() {
         true => Vec::new(),
         false => (0..processes)
             .map(|_| start(&["worker", "-q", "--workers", "1"]))
             .collect(),
+    }
+    .into();
+    let kill_halfway = std::env::args().any(|a| a == "--kill-worker-halfway");
+    let replace_a_worker = || {
+        let mut workers = workers.borrow_mut();
+        let first = &mut workers[0];
+        let _ = first.kill();
+        let _ = first.wait();
+        workers[0] = start(&["worker", "-q", "--workers", "1"]);
     };
     let url = format!("http://127.0.0.1:{port}");
     let started = Instant::now();
@@ -314,7 +325,7 @@ fn main() {
     if which == "bombs" {
         bombs(&url, clients, seconds, server.id());
     } else {
-        let pids: Vec<u32> = workers.iter().map(|w| w.id()).collect();
+        let pids: Vec<u32> = workers.borrow().iter().map(|w| w.id()).collect();
         let run = Run {
             url: &url,
             data: &dir.path().join("data"),
@@ -324,10 +335,11 @@ fn main() {
             server: server.id(),
             workers: &pids,
             prefer_async,
+            kill_halfway: (kill_halfway && !pids.is_empty()).then_some(&replace_a_worker),
         };
         photos(&run, &which);
     }
-    for process in workers.iter_mut().chain([&mut server]) {
+    for process in workers.borrow_mut().iter_mut().chain([&mut server]) {
         let _ = process.kill();
         let _ = process.wait();
     }
@@ -345,6 +357,8 @@ struct Run<'a> {
     /// `librarian worker` processes, if any.
     workers: &'a [u32],
     prefer_async: bool,
+    /// Kills a worker and starts another, once half of the acknowledged jobs are stored.
+    kill_halfway: Option<&'a dyn Fn()>,
 }
 
 fn statuses_of(outcome: &Outcome) -> String {
@@ -369,9 +383,18 @@ fn metric(url: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-/// Waits until the queue is empty; returns the seconds it took and the records stored so far
-/// (counted in `data`, so that the jobs of worker processes count).
-fn drained(url: &str, data: &std::path::Path) -> (f64, usize) {
+/// The records stored in `data` (so that the jobs of worker processes count).
+fn records(data: &std::path::Path) -> usize {
+    std::fs::read_dir(data).map_or(0, |entries| {
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
+            .count()
+    })
+}
+
+/// Waits until the queue is empty; returns the seconds it took.
+fn drained(url: &str) -> f64 {
     let started = Instant::now();
     while metric(url, r#"librarian_queue_depth{state="queued"}"#)
         + metric(url, r#"librarian_queue_depth{state="running"}"#)
@@ -379,13 +402,7 @@ fn drained(url: &str, data: &std::path::Path) -> (f64, usize) {
     {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let stored = std::fs::read_dir(data).map_or(0, |entries| {
-        entries
-            .filter_map(Result::ok)
-            .filter(|e| e.path().extension().is_some_and(|x| x == "json"))
-            .count()
-    });
-    (started.elapsed().as_secs_f64(), stored)
+    started.elapsed().as_secs_f64()
 }
 
 fn photos(run: &Run, which: &str) {
@@ -427,14 +444,28 @@ fn photos(run: &Run, which: &str) {
             memory_mib(run.server, "VmHWM:")
         );
         if run.prefer_async {
-            let (seconds, stored) = drained(run.url, run.data);
+            let before = records(run.data);
+            let accepted = outcome.statuses.get("202").copied().unwrap_or(0);
+            if let Some(replace) = run.kill_halfway {
+                while records(run.data) < before + accepted / 2 {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                replace();
+                println!("|   (a worker was killed with SIGKILL halfway and another started) |");
+            }
+            let seconds = drained(run.url);
+            let stored = records(run.data);
+            println!(
+                "|   (records stored in this run: {} for {accepted} jobs acknowledged with 202) |",
+                stored - before
+            );
             let workers: Vec<String> = run
                 .workers
                 .iter()
                 .map(|&pid| format!("{:.0}", memory_mib(pid, "VmHWM:")))
                 .collect();
             println!(
-                "|   (async: the queue emptied {seconds:.1} s after the last 202; {stored} records stored in all so far; worker processes' peak RSS MiB: [{}]) |",
+                "|   (async: the queue emptied {seconds:.1} s after the last 202 (or the kill); {stored} records stored in all so far; worker processes' peak RSS MiB: [{}]) |",
                 workers.join(", ")
             );
         }
