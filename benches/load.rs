@@ -419,6 +419,7 @@ fn photos(run: &Run, which: &str) {
         .filter(|(n, _)| which == "both" || which == *n)
     {
         let body = [json_body(bytes)];
+        let (before, started) = (records(run.data), Instant::now());
         let outcome = drive(
             run.url,
             &body,
@@ -444,7 +445,6 @@ fn photos(run: &Run, which: &str) {
             memory_mib(run.server, "VmHWM:")
         );
         if run.prefer_async {
-            let before = records(run.data);
             let accepted = outcome.statuses.get("202").copied().unwrap_or(0);
             if let Some(replace) = run.kill_halfway {
                 while records(run.data) < before + accepted / 2 {
@@ -456,8 +456,9 @@ fn photos(run: &Run, which: &str) {
             let seconds = drained(run.url);
             let stored = records(run.data);
             println!(
-                "|   (records stored in this run: {} for {accepted} jobs acknowledged with 202) |",
-                stored - before
+                "|   (records stored in this run: {} for {accepted} jobs acknowledged with 202, all within {:.1} s of the first request) |",
+                stored - before,
+                started.elapsed().as_secs_f64()
             );
             let workers: Vec<String> = run
                 .workers
