@@ -9,7 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::process::{
-    Server as Process, command, job, job_state, one_record_each, run, serve, stderr, stdout,
+    Server as Process, command, job, job_state, one_record_each, run, serve, stderr, submit_async,
     until_stored,
 };
 use common::servers::{self, Server, amqp_url, mongo_uri};
@@ -58,21 +58,7 @@ fn send(dir: &Path, address: &str, count: usize) -> Vec<String> {
     (0..count)
         .map(|n| {
             let id = uuid::Uuid::now_v7().to_string();
-            let labels = format!("{{\"n\": {n}}}");
-            let args = [
-                "submit",
-                "photo.png",
-                "--async",
-                "--url",
-                &url,
-                "--id",
-                &id,
-                "--labels",
-                &labels,
-            ];
-            let output = run(dir, &args, &[]);
-            assert!(output.status.success(), "{}", stderr(&output));
-            let job: Value = serde_json::from_str(&stdout(&output)).unwrap();
+            let job = submit_async(dir, &url, &id, n);
             assert_eq!(job["state"], "queued");
             id
         })

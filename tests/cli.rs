@@ -7,8 +7,8 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::process::{
-    BIN, Server, one_record_each, run, serve, serve_with_env, stderr, stdout, until_healthy,
-    until_stored,
+    BIN, Server, one_record_each, run, serve, serve_with_env, stderr, stdout, submit_async,
+    until_healthy, until_stored,
 };
 use common::servers::free_port;
 use common::{files, png, symbol};
@@ -1096,24 +1096,7 @@ fn send_jobs(dir: &Path, address: &str, count: usize) -> Vec<String> {
     std::thread::scope(|threads| {
         for (n, id) in ids.iter().enumerate() {
             let url = &url;
-            threads.spawn(move || {
-                let labels = format!("{{\"n\": {n}}}");
-                let args = [
-                    "submit",
-                    "photo.png",
-                    "--async",
-                    "--url",
-                    url,
-                    "--id",
-                    id,
-                    "--labels",
-                    &labels,
-                ];
-                let output = run(dir, &args, &[]);
-                assert!(output.status.success(), "{}", stderr(&output));
-                let job: Value = serde_json::from_str(&stdout(&output)).unwrap();
-                assert_eq!(job["id"], id.as_str());
-            });
+            threads.spawn(move || submit_async(dir, url, id, n));
         }
     });
     ids

@@ -131,14 +131,14 @@ fn persistent(id: Uuid) -> BasicProperties {
 /// queue (delivered again, it finds its job running and takes it over).
 async fn requeued_unless_ok<T>(
     outcome: Result<T, QueueError>,
-    ticket: &Ticket,
+    acker: &Acker,
 ) -> Result<T, QueueError> {
     if outcome.is_err() {
         let again = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         };
-        let _ = ticket.acker.nack(again).await;
+        let _ = acker.nack(again).await;
     }
     outcome
 }
@@ -359,16 +359,8 @@ impl AmqpQueue {
         };
         drop(consuming);
         let acker = delivery.acker.clone();
-        let taken = self.take(delivery).await;
-        if taken.is_err() {
-            // Whatever failed (MongoDB, most likely), the message goes back to the queue.
-            let again = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            let _ = acker.nack(again).await;
-        }
-        taken
+        // Whatever failed (MongoDB, most likely), the message goes back to the queue.
+        requeued_unless_ok(self.take(delivery).await, &acker).await
     }
 
     /// Records the job of a delivered message as running, unless there is nothing to run.
@@ -452,12 +444,12 @@ impl AmqpQueue {
         let published = self
             .publish(&self.retry_queue(), &ticket.body, properties)
             .await;
-        requeued_unless_ok(published, &ticket).await?;
+        requeued_unless_ok(published, &ticket.acker).await?;
         let ended = self
             .state
             .end(id, JobState::Queued, Some(&problem), Utc::now())
             .await;
-        let job = requeued_unless_ok(ended, &ticket).await?;
+        let job = requeued_unless_ok(ended, &ticket.acker).await?;
         ticket.acker.ack(BasicAckOptions::default()).await?;
         Ok(job)
     }

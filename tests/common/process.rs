@@ -128,3 +128,24 @@ pub fn one_record_each(data: &Path, ids: &[String]) {
     expected.sort();
     assert_eq!(names, expected, "each job's record, once");
 }
+
+/// `submit --async` of `dir/photo.png` under `id` with the labels `{"n": n}`; the job printed.
+pub fn submit_async(dir: &Path, url: &str, id: &str, n: usize) -> Value {
+    let labels = format!("{{\"n\": {n}}}");
+    let args = [
+        "submit",
+        "photo.png",
+        "--async",
+        "--url",
+        url,
+        "--id",
+        id,
+        "--labels",
+        &labels,
+    ];
+    let output = run(dir, &args, &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let job: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(job["id"], id);
+    job
+}
