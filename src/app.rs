@@ -17,6 +17,7 @@ use crate::extract::{self, Extractor};
 use crate::imaging::DecodePool;
 use crate::jobs::Queue;
 use crate::metrics::Metrics;
+use crate::notify::{self, Notifications, Notifier};
 use crate::orphans::Orphans;
 use crate::pipeline::{Named, Pipeline, Readers};
 
@@ -48,9 +49,13 @@ pub struct App {
     /// Where asynchronous submissions wait; none in a one-off command (`scan`), which must
     /// not hold the queue a running server works.
     pub queue: Option<Arc<Queue>>,
+    /// The outbox of notifications; none when no pipeline notifies, or in a one-off command.
+    pub notifications: Option<Arc<Notifications>>,
+    /// Every notifier some pipeline uses, by name.
+    pub notifiers: BTreeMap<String, Arc<dyn Notifier>>,
 }
 
-/// Whether the app opens the queue of asynchronous submissions.
+/// Whether the app opens the queue of asynchronous submissions (and the outbox).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Queueing {
     Open,
@@ -63,6 +68,7 @@ struct Components {
     validators: BTreeMap<String, Arc<dyn Validator>>,
     extractors: BTreeMap<String, Arc<dyn Extractor>>,
     actors: BTreeMap<String, Built>,
+    notifiers: BTreeMap<String, Arc<dyn Notifier>>,
 }
 
 /// Whether actors are built (connecting to their servers) or only checked offline.
@@ -78,6 +84,7 @@ impl Components {
         let mut validators = BTreeMap::new();
         let mut extractors = BTreeMap::new();
         let mut actors = BTreeMap::new();
+        let mut notifiers = BTreeMap::new();
         let mut problems = Vec::new();
         let mut failed = |section: &str, name: &str, error: Box<dyn Error + Send + Sync>| {
             problems.push(ConfigError::Component {
@@ -95,6 +102,12 @@ impl Components {
             match extract::build(&config.extractors[name]) {
                 Ok(e) => drop(extractors.insert(name.clone(), Arc::from(e))),
                 Err(e) => failed("extractors", name, e.into()),
+            }
+        }
+        for name in used(config, |p| &p.notify) {
+            match notify::build(&config.notifiers[name]) {
+                Ok(n) => drop(notifiers.insert(name.clone(), Arc::from(n))),
+                Err(e) => failed("notifiers", name, e.into()),
             }
         }
         let mut unavailable = Vec::new();
@@ -121,6 +134,7 @@ impl Components {
                 validators,
                 extractors,
                 actors,
+                notifiers,
             }),
             1 => Err(problems.remove(0)),
             _ => Err(ConfigError::Many(problems)),
@@ -182,6 +196,14 @@ impl App {
         ));
         let orphans = Arc::new(Orphans::new(config.server.orphans_file.clone()));
         let metrics = Arc::new(Metrics::new());
+        let notifies = config.pipelines.values().any(|p| !p.notify.is_empty());
+        let notifications = match (queueing, notifies) {
+            (Queueing::Open, true) => Some(Arc::new(
+                Notifications::open(&config.outbox, &config.notifiers)
+                    .map_err(|e| ConfigError::component("outbox", e))?,
+            )),
+            _ => None,
+        };
         fn pick<T: ?Sized>(names: &[String], built: &BTreeMap<String, Arc<T>>) -> Vec<Named<T>> {
             names
                 .iter()
@@ -220,6 +242,8 @@ impl App {
                     keep_metadata: p.keep_metadata.clone(),
                     mode: p.mode,
                     fetch: p.fetch.clone(),
+                    notify: p.notify.clone(),
+                    notifications: notifications.clone(),
                 };
                 Ok((name.clone(), Arc::new(pipeline)))
             })
@@ -253,6 +277,8 @@ impl App {
             clock: ServiceClock::new(),
             decode_pool,
             queue,
+            notifications,
+            notifiers: built.notifiers,
         })
     }
 

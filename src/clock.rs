@@ -45,6 +45,14 @@ impl governor::clock::Clock for ServiceClock {
     }
 }
 
+/// The wait before try `attempts + 1`: `delay` doubled per try so far, times 0.5 to 1.5, so
+/// that clients who failed together do not come back together.
+pub fn backoff(delay: Duration, attempts: u32) -> Duration {
+    let doubled = delay.saturating_mul(1 << attempts.saturating_sub(1).min(16));
+    let jitter = 0.5 + rand::random::<f64>();
+    doubled.mul_f64(jitter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

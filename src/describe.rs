@@ -8,6 +8,7 @@ use librarian_actors::ActorConfig;
 use librarian_validators::ValidatorConfig;
 use serde_json::Value;
 
+use crate::config::notify::{NotifierConfig, OutboxConfig};
 use crate::config::queue::QueueConfig;
 use crate::extract::ExtractorConfig;
 
@@ -17,6 +18,8 @@ pub enum Section {
     Extractors,
     Actors,
     Queue,
+    Notifiers,
+    Outbox,
 }
 
 pub fn describe(only: Option<Section>) -> String {
@@ -25,6 +28,8 @@ pub fn describe(only: Option<Section>) -> String {
         (Section::Extractors, schemars::schema_for!(ExtractorConfig)),
         (Section::Actors, schemars::schema_for!(ActorConfig)),
         (Section::Queue, schemars::schema_for!(QueueConfig)),
+        (Section::Notifiers, schemars::schema_for!(NotifierConfig)),
+        (Section::Outbox, schemars::schema_for!(OutboxConfig)),
     ];
     let mut out = String::from(
         "A duration is written with a unit: \"30s\", \"1500ms\", \"2m\". A relative path is \
@@ -33,9 +38,10 @@ pub fn describe(only: Option<Section>) -> String {
     );
     for (section, schema) in sections {
         if only.is_none_or(|s| s == section) {
-            // Components are named; the queue is one table of its own.
+            // Components are named; the queue and the outbox are tables of their own.
             let table = match section {
                 Section::Queue => "[queue]".to_owned(),
+                Section::Outbox => "[outbox]".to_owned(),
                 _ => format!("[{}.<name>]", format!("{section:?}").to_lowercase()),
             };
             describe_section(&mut out, &table, schema.as_value());
@@ -46,15 +52,20 @@ pub fn describe(only: Option<Section>) -> String {
 
 fn describe_section(out: &mut String, table: &str, schema: &Value) {
     let _ = writeln!(out, "{table}");
-    for variant in schema["oneOf"].as_array().into_iter().flatten() {
-        let kind = variant["properties"]["kind"]["const"]
-            .as_str()
-            .unwrap_or("?");
+    // A table of one shape is described as an enum of kinds with a single, kindless variant.
+    let variants = match schema["oneOf"].as_array() {
+        Some(kinds) => kinds.clone(),
+        None => vec![schema.clone()],
+    };
+    for variant in &variants {
         let about = variant["description"]
             .as_str()
             .unwrap_or("")
             .replace('\n', " ");
-        let _ = writeln!(out, "\n  kind = \"{kind}\"\n    {about}");
+        let _ = match variant["properties"]["kind"]["const"].as_str() {
+            Some(kind) => writeln!(out, "\n  kind = \"{kind}\"\n    {about}"),
+            None => writeln!(out, "  {about}"),
+        };
         let required: Vec<&str> = variant["required"]
             .as_array()
             .into_iter()

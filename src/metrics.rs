@@ -98,6 +98,12 @@ struct JobLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeliveryLabels {
+    notifier: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct FormatLabels {
     format: String,
 }
@@ -121,6 +127,9 @@ pub struct Metrics {
     job_seconds: Histogram,
     job_attempts: Histogram,
     queue_depth: Family<JobLabels, Gauge>,
+    deliveries: Family<DeliveryLabels, Counter>,
+    outbox_letters: Gauge,
+    outbox_oldest_seconds: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Encoding walks the registry; one scrape at a time.
     encoding: Mutex<()>,
 }
@@ -149,6 +158,9 @@ impl Metrics {
         let job_seconds = Histogram::new(exponential_buckets(0.01, 2.0, 16));
         let job_attempts = Histogram::new([1.0, 2.0, 3.0, 5.0, 8.0, 13.0]);
         let queue_depth = Family::<JobLabels, Gauge>::default();
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        let outbox_letters = Gauge::default();
+        let outbox_oldest_seconds = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -205,6 +217,21 @@ impl Metrics {
             "Jobs in the queue by state: queued (waiting) and running",
             queue_depth.clone(),
         );
+        registry.register(
+            "notifier_deliveries",
+            "Attempts to deliver events by notifier and outcome: delivered, retried, dead",
+            deliveries.clone(),
+        );
+        registry.register(
+            "outbox_letters",
+            "Events waiting in the outbox for a notifier (pending or being sent)",
+            outbox_letters.clone(),
+        );
+        registry.register(
+            "outbox_oldest_seconds",
+            "Age of the oldest event waiting in the outbox (measured every 10 s; 0 when none)",
+            outbox_oldest_seconds.clone(),
+        );
         Self {
             registry,
             requests,
@@ -219,6 +246,9 @@ impl Metrics {
             job_seconds,
             job_attempts,
             queue_depth,
+            deliveries,
+            outbox_letters,
+            outbox_oldest_seconds,
             encoding: Mutex::new(()),
         }
     }
@@ -320,6 +350,25 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// An attempt to deliver an event ended: `delivered`, `retried` or `dead`.
+    pub fn delivery(&self, notifier: &str, outcome: &str) {
+        let labels = DeliveryLabels {
+            notifier: notifier.to_owned(),
+            outcome: outcome.to_owned(),
+        };
+        self.deliveries.get_or_create(&labels).inc();
+    }
+
+    /// The outbox's depth and the creation time of its oldest letter.
+    pub fn outbox_depth(&self, letters: usize, oldest: Option<chrono::DateTime<chrono::Utc>>) {
+        self.outbox_letters
+            .set(i64::try_from(letters).unwrap_or(i64::MAX));
+        let age = oldest.map_or(0.0, |t| {
+            (chrono::Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0
+        });
+        self.outbox_oldest_seconds.set(age);
     }
 
     pub fn orphan(&self) {

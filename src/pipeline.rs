@@ -21,6 +21,8 @@ use crate::config::queue::SubmitMode;
 use crate::extract::{self, Extracted, Extractor};
 use crate::imaging::{DECODE_PIXEL_LIMIT, DecodePool, ImageError, probe};
 use crate::metrics::{self, Metrics};
+use crate::notify::Notifications;
+use crate::notify::outbox::OutboxError;
 use crate::orphans::{Orphan, Orphans};
 use crate::privacy::{KeepMetadata, StripError, strip};
 
@@ -57,6 +59,11 @@ pub struct Pipeline {
     pub mode: SubmitMode,
     /// How a job fetches the photo of an `image_url`.
     pub fetch: crate::config::queue::FetchConfig,
+    /// The notifiers told of this pipeline's events.
+    pub notify: Vec<String>,
+    /// The outbox of the service's notifiers; none when no pipeline notifies, or in a one-off
+    /// command.
+    pub notifications: Option<Arc<Notifications>>,
 }
 
 /// The actors a pipeline reads from: for each kind of read, the first of its actors, in the
@@ -156,6 +163,8 @@ pub enum SubmitError {
         #[source]
         cause: ActorError,
     },
+    #[error("the notifications' outbox: {0}")]
+    Outbox(#[source] OutboxError),
     #[error("actor `{actor}` could not read: {cause}")]
     ReadFailed {
         actor: String,
@@ -316,7 +325,12 @@ impl Pipeline {
             let replayed = self.replay(existing, &prepared.facts, &prepared.labels)?;
             return Ok(Admission::Replayed(replayed));
         }
-        self.check(&[Stage::Labels, Stage::Header], &prepared.facts_with(&[]))?;
+        self.check(
+            &[Stage::Labels, Stage::Header],
+            &prepared.facts_with(&[]),
+            id,
+        )
+        .await?;
         Ok(Admission::Ready(prepared))
     }
 
@@ -334,7 +348,9 @@ impl Pipeline {
         self.check(
             &[Stage::Extracted],
             &prepared.facts_with(&extracted.barcodes),
-        )?;
+            id,
+        )
+        .await?;
         let image = prepared.image.clone();
         let record = self.record_of(prepared, extracted, id).await?;
         step(Step::Store).await;
@@ -365,16 +381,27 @@ impl Pipeline {
         })
     }
 
-    /// Runs the validators of these stages; any finding rejects the submission.
-    fn check(&self, stages: &[Stage], facts: &Facts<'_>) -> Result<(), SubmitError> {
+    /// Runs the validators of these stages; any finding rejects the submission (and tells
+    /// the notifiers that hear of rejections).
+    async fn check(
+        &self,
+        stages: &[Stage],
+        facts: &Facts<'_>,
+        id: Option<Uuid>,
+    ) -> Result<(), SubmitError> {
         let started = Instant::now();
         let rejected = self.violations(stages, facts);
         self.metrics
             .stage(metrics::Stage::Validate, None, started.elapsed());
-        match rejected.is_empty() {
-            true => Ok(()),
-            false => Err(SubmitError::Rejected(rejected)),
+        if rejected.is_empty() {
+            return Ok(());
         }
+        if let Some(notifications) = &self.notifications {
+            notifications
+                .rejected(&self.notify, &self.name, id, facts.labels, &rejected)
+                .await;
+        }
+        Err(SubmitError::Rejected(rejected))
     }
 
     /// Decodes the image once and runs the extractors on it.
@@ -438,7 +465,33 @@ impl Pipeline {
         }
     }
 
+    /// Stores the record with every actor, its notifications held in the outbox meanwhile:
+    /// released once the record is stored, dropped when it is not.
     async fn store_everywhere(
+        &self,
+        record: Record,
+        image: &[u8],
+    ) -> Result<Accepted, SubmitError> {
+        let Some(notifications) = self
+            .notifications
+            .as_ref()
+            .filter(|_| !self.notify.is_empty())
+        else {
+            return self.store_with_actors(record, image).await;
+        };
+        let held = notifications
+            .hold(&self.notify, &record)
+            .await
+            .map_err(SubmitError::Outbox)?;
+        let stored = self.store_with_actors(record, image).await;
+        match &stored {
+            Ok(accepted) if accepted.created => notifications.release(held).await,
+            _ => notifications.discard(held).await,
+        }
+        stored
+    }
+
+    async fn store_with_actors(
         &self,
         record: Record,
         image: &[u8],

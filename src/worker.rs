@@ -125,7 +125,7 @@ async fn run(app: &App, queue: &Queue, claimed: Claimed, ticket: Ticket) {
             match problem.status.is_server_error() && attempts_left {
                 true => {
                     app.metrics.job("retried");
-                    let delay = backoff(queue.policy().retry_delay, job.attempts);
+                    let delay = crate::clock::backoff(queue.policy().retry_delay, job.attempts);
                     queue.retry(ticket, job.id, delay, document).await
                 }
                 false => {
@@ -185,13 +185,6 @@ async fn complete(
     };
     let completed = pipeline.complete(prepared, Some(job.id), steps).await;
     completed.map(drop).map_err(Problem::from)
-}
-
-/// The wait before run `attempts + 1`: `delay` doubled per run so far, times 0.5 to 1.5.
-fn backoff(delay: Duration, attempts: u32) -> Duration {
-    let doubled = delay.saturating_mul(1 << attempts.saturating_sub(1).min(16));
-    let jitter = 0.5 + rand::random::<f64>();
-    doubled.mul_f64(jitter)
 }
 
 /// The problem+json a job keeps.

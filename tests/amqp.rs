@@ -180,3 +180,112 @@ fn rabbitmq_down_means_503_and_nothing_queued_until_it_is_back() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(job_state(&address, &id), "queued");
 }
+
+/// A consumer's queue bound to `key` on the topic exchange `librarian.events`, declared as
+/// the notifier declares it: the broker keeps only what is published after the binding.
+async fn bound_consumer(url: &str, key: &str) -> (lapin::Connection, lapin::Consumer) {
+    use lapin::options::{
+        BasicConsumeOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    };
+    use lapin::types::FieldTable;
+    let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    let exchange = "librarian.events";
+    channel
+        .exchange_declare(
+            exchange.into(),
+            lapin::ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mine = QueueDeclareOptions {
+        exclusive: true,
+        ..QueueDeclareOptions::default()
+    };
+    let queue = channel
+        .queue_declare("".into(), mine, FieldTable::default())
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            exchange.into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let no_ack = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            no_ack,
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (connection, consumer)
+}
+
+#[test]
+fn an_amqp_notifier_publishes_each_stored_record_under_its_routing_key() {
+    use futures_util::StreamExt;
+    let rabbit = servers::rabbitmq();
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        r#"
+[pipelines.default]
+notify = ["bus"]
+[notifiers.bus]
+kind = "amqp"
+url = "{}"
+"#,
+        amqp_url(&rabbit)
+    );
+    std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
+    std::fs::write(
+        dir.path().join("photo.png"),
+        png(&symbol(BarcodeFormat::EAN_13, "5449000000996", 300, 100)),
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_connection, mut consumer) =
+        runtime.block_on(bound_consumer(&amqp_url(&rabbit), "default.record.stored"));
+    let (_server, address) = serve(dir.path(), &[]);
+    let submitted = run(
+        dir.path(),
+        &["submit", "photo.png", "--url", &format!("http://{address}")],
+        &[],
+    );
+    assert!(submitted.status.success(), "{}", stderr(&submitted));
+    let record: Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    let next = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(30), consumer.next()).await });
+    let delivery = next.unwrap().unwrap().unwrap();
+    assert_eq!(delivery.routing_key.as_str(), "default.record.stored");
+    assert_eq!(delivery.properties.delivery_mode(), &Some(2), "persistent");
+    let event: Value = serde_json::from_slice(&delivery.data).unwrap();
+    assert_eq!(event["type"], "record.stored");
+    assert_eq!(event["record"]["id"], record["id"]);
+    assert_eq!(
+        delivery
+            .properties
+            .message_id()
+            .as_ref()
+            .map(|m| m.as_str()),
+        event["id"].as_str()
+    );
+}

@@ -281,6 +281,42 @@ leeway_s = 60
 "#,
             "leeway_s",
         ),
+        (
+            r#"
+[pipelines.default]
+notify = ["hook"]
+"#,
+            "pipelines.default.notify[0]: no notifier named `hook`",
+        ),
+        (
+            r#"
+[pipelines.default]
+notify = ["hook"]
+[notifiers.hook]
+kind = "webhook"
+url = "ftp://example.org/"
+"#,
+            "notifiers.hook: url: `ftp://example.org/` is not an http:// or https:// URL",
+        ),
+        (
+            r#"
+[notifiers."../hook"]
+kind = "webhook"
+url = "https://example.org/"
+"#,
+            "notifiers.../hook: a notifier name may hold only letters",
+        ),
+        (
+            r#"
+[pipelines.default]
+notify = ["mail"]
+[notifiers.mail]
+kind = "email"
+host = "smtp.example.org"
+from = "not an address"
+"#,
+            "notifiers.mail: from:",
+        ),
     ];
     for (toml, expected) in cases {
         let output = check(dir.path(), "bad.toml", toml, &[]);
@@ -348,9 +384,10 @@ actors = {actors}
     assert!(output.status.success(), "{}", stderr(&output));
 }
 
-/// A build without the `mongo` and `s3` features serves disk only; a config that names one of
-/// them is refused, saying how to get a build that has it.
-#[cfg(not(any(feature = "mongo", feature = "s3")))]
+/// A build without the default features serves disk only; a config that names a `mongo` or
+/// `s3` actor, or an `amqp` or `email` notifier, is refused, saying how to get a build that
+/// has it.
+#[cfg(not(any(feature = "mongo", feature = "s3", feature = "amqp", feature = "email")))]
 #[test]
 fn a_disk_only_build_refuses_mongo_and_s3_and_says_how_to_get_them() {
     let dir = tempfile::tempdir().unwrap();
@@ -386,6 +423,27 @@ actors = ["elsewhere"]
         assert!(
             said.contains(&format!(
                 "actors.elsewhere: this build of librarian has no `{kind}` actor"
+            )) && said.contains(&format!("--features {kind}")),
+            "{said}"
+        );
+    }
+    let notifiers = [
+        ("amqp", "url = \"amqp://rabbit/%2f\""),
+        (
+            "email",
+            "host = \"smtp.example.org\"\nfrom = \"l@example.org\"",
+        ),
+    ];
+    for (kind, settings) in notifiers {
+        let toml = format!(
+            "[pipelines.default]\nnotify = [\"out\"]\n[notifiers.out]\nkind = \"{kind}\"\n{settings}\n"
+        );
+        let output = check(dir.path(), "lean.toml", &toml, &[]);
+        assert!(!output.status.success(), "refused: {toml}");
+        let said = stderr(&output);
+        assert!(
+            said.contains(&format!(
+                "notifiers.out: this build of librarian has no `{kind}` notifier"
             )) && said.contains(&format!("--features {kind}")),
             "{said}"
         );
@@ -498,6 +556,15 @@ fn describe_prints_every_kind_with_options_and_defaults() {
     );
     assert!(text.contains("[queue]\n\n  kind = \"local\""), "{text}");
     assert!(text.contains("max_queued: integer, default 1000"), "{text}");
+    for kind in ["webhook", "amqp", "email"] {
+        assert!(
+            text.contains(&format!("kind = \"{kind}\"")),
+            "{kind} described"
+        );
+    }
+    assert!(text.contains("[notifiers.<name>]"), "{text}");
+    assert!(text.contains("[outbox]\n  Where events wait"), "{text}");
+    assert!(text.contains("max_attempts: integer, default 10"), "{text}");
     let actors = stdout(&run(dir.path(), &["describe", "actors"], &[]));
     assert!(actors.contains("[actors.<name>]") && !actors.contains("json-schema"));
 }

@@ -143,8 +143,9 @@ fn read_record(path: &Path) -> Result<Option<Record>, ActorError> {
     }
 }
 
-/// Writes `bytes` to `path` through a synced temporary file in the same folder.
-fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Writes `bytes` to `path` through a synced temporary file in the same folder: a reader sees
+/// the old file or the whole new one, never a part.
+pub fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -152,7 +153,8 @@ fn write_atomically(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> std::io::Result<()> {
+/// Removes a file; one already gone is not an error.
+pub fn remove_if_present(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),

@@ -18,7 +18,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-pub use crate::disk::{DiskActor, DiskConfig};
+pub use crate::disk::{DiskActor, DiskConfig, remove_if_present, write_atomically};
 #[cfg(feature = "mongo")]
 pub use crate::mongo::MongoActor;
 pub use crate::mongo::{MongoConfig, MongoImage};

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::auth::tokens::TokenError;
 use crate::config::ConfigError;
+use crate::notify::outbox::OutboxError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -48,6 +49,10 @@ pub enum CliError {
     Duration(#[source] chrono::OutOfRangeError),
     #[error(transparent)]
     Tokens(#[from] TokenError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    #[error("no dead letter of event {0}: `librarian outbox list` shows them")]
+    NoDeadLetter(uuid::Uuid),
 }
 
 #[cfg(test)]

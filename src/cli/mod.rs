@@ -1,4 +1,5 @@
-//! The command line: `serve` (the default), `config check`, `describe`, `scan`, `submit`.
+//! The command line: `serve` (the default), `worker`, `config check`, `describe`, `scan`,
+//! `submit`, `token`, `health`, `orphans`, `outbox`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +11,7 @@ use salvo::conn::Listener;
 use serde_json::json;
 
 mod error;
+mod outbox;
 
 use error::CliError;
 
@@ -70,6 +72,14 @@ enum Command {
     Orphans {
         #[arg(long, env = "LIBRARIAN_CONFIG")]
         config: Option<PathBuf>,
+    },
+    /// The notifications' outbox: events given up after `outbox.max_attempts`, listed and
+    /// sent again (a running server or worker delivers them within a second).
+    Outbox {
+        #[arg(long, env = "LIBRARIAN_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
     },
 }
 
@@ -203,6 +213,7 @@ pub fn main() -> ExitCode {
         Command::Orphans { config } => orphans(config),
         Command::Health { url } => health(&url),
         Command::Token { config, command } => token(config, command),
+        Command::Outbox { config, command } => outbox::run(config, command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -265,10 +276,14 @@ fn serve(args: ServeArgs) -> Result<(), CliError> {
         let lifecycle = Arc::new(crate::http::Lifecycle::default());
         let app = Arc::new(app);
         let workers = crate::worker::Workers::start(app.clone(), args.workers);
+        let delivery = crate::delivery::Delivery::start(app.clone());
         let service = crate::http::service_with(app, lifecycle.clone());
         crate::http::serve_until(acceptor, service, lifecycle, grace, stop_signal()).await;
         if let Some(workers) = workers {
             workers.stop().await;
+        }
+        if let Some(delivery) = delivery {
+            delivery.stop().await;
         }
         tracing::info!("stopped");
         Ok(())
@@ -284,11 +299,15 @@ fn worker(args: WorkerArgs) -> Result<(), CliError> {
     };
     runtime()?.block_on(async {
         let app = Arc::new(build_app(&overrides, Queueing::Open).await?);
+        let delivery = crate::delivery::Delivery::start(app.clone());
         let workers = crate::worker::Workers::start(app, args.workers.map(usize::from))
             .ok_or(CliError::NoWorkers)?;
         tracing::info!("Librarian's workers are running");
         stop_signal().await;
         workers.stop().await;
+        if let Some(delivery) = delivery {
+            delivery.stop().await;
+        }
         tracing::info!("stopped");
         Ok(())
     })

@@ -19,9 +19,11 @@ use serde::{Deserialize, Serialize};
 use crate::extract::{BarcodeExtractorConfig, ExtractorConfig};
 use crate::privacy::KeepMetadata;
 use auth::{AuthConfig, AuthMode, ReadAccess};
+use notify::{NotifierConfig, OutboxConfig};
 use queue::{QueueConfig, SubmitMode};
 
 pub mod auth;
+pub mod notify;
 mod problems;
 pub mod queue;
 use problems::is_secret;
@@ -41,6 +43,8 @@ pub struct Config {
     #[serde(default)]
     pub queue: QueueConfig,
     #[serde(default)]
+    pub outbox: OutboxConfig,
+    #[serde(default)]
     pub pipelines: BTreeMap<String, PipelineConfig>,
     #[serde(default)]
     pub validators: BTreeMap<String, ValidatorConfig>,
@@ -48,6 +52,8 @@ pub struct Config {
     pub extractors: BTreeMap<String, ExtractorConfig>,
     #[serde(default)]
     pub actors: BTreeMap<String, ActorConfig>,
+    #[serde(default)]
+    pub notifiers: BTreeMap<String, NotifierConfig>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
@@ -209,6 +215,9 @@ pub struct PipelineConfig {
     /// Actors by name, in storing order; a record is stored by all of them or by none.
     #[serde(default)]
     pub actors: Vec<String>,
+    /// Notifiers by name, told of this pipeline's events through the outbox.
+    #[serde(default)]
+    pub notify: Vec<String>,
     /// Name of the image field in JSON and multipart bodies.
     #[serde(default = "default_image_field")]
     pub image_field: String,
@@ -414,6 +423,7 @@ impl Config {
         if let QueueConfig::Local(local) = &mut self.queue {
             local.file = base_dir.join(&local.file);
         }
+        self.outbox.dir = base_dir.join(&self.outbox.dir);
     }
 
     /// The built-in components `photo` (a permissive image validator), `barcode` and `disk`,
@@ -440,6 +450,7 @@ impl Config {
                 validators: vec!["photo".into()],
                 extractors: vec!["barcode".into()],
                 actors: vec!["disk".into()],
+                notify: Vec::new(),
                 image_field: default_image_field(),
                 labels_field: default_labels_field(),
                 rate_limit: None,
@@ -470,13 +481,15 @@ impl Config {
                 "must be longer than 0s",
             ));
         }
+        for name in self.notifiers.keys().filter(|n| !plain_name(n)) {
+            problems.push(ConfigError::key(
+                format!("notifiers.{name}"),
+                "a notifier name may hold only letters, digits, `-` and `_` (it names files of the outbox)",
+            ));
+        }
         for (name, pipeline) in &self.pipelines {
             let key = format!("pipelines.{name}");
-            if name.is_empty()
-                || !name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-            {
+            if !plain_name(name) {
                 problems.push(ConfigError::key(
                     &key,
                     "a pipeline name may hold only letters, digits, `-` and `_`",
@@ -495,10 +508,14 @@ impl Config {
                 ));
             }
             let mut missing = |list: &[String], kind: &str, known: &dyn Fn(&str) -> bool| {
+                let field = match kind {
+                    "notifier" => "notify".to_owned(),
+                    _ => format!("{kind}s"),
+                };
                 for (i, component) in list.iter().enumerate() {
                     if !known(component) {
                         problems.push(ConfigError::key(
-                            format!("{key}.{kind}s[{i}]"),
+                            format!("{key}.{field}[{i}]"),
                             format!("no {kind} named `{component}` is configured"),
                         ));
                     }
@@ -511,6 +528,9 @@ impl Config {
                 self.extractors.contains_key(n)
             });
             missing(&pipeline.actors, "actor", &|n| self.actors.contains_key(n));
+            missing(&pipeline.notify, "notifier", &|n| {
+                self.notifiers.contains_key(n)
+            });
             problems.extend(self.unreadable(&key, pipeline));
         }
         match problems.len() {
@@ -555,6 +575,14 @@ impl Config {
         redact(&mut value);
         value
     }
+}
+
+/// A name that is safe in URLs and file names: letters, digits, `-` and `_`.
+fn plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// Merges the `LIBRARIAN_*` variables. figment reads each value as TOML-like text: lists

@@ -86,6 +86,7 @@ pub const AUTH_BUSY: Code = code("auth.busy", StatusCode::SERVICE_UNAVAILABLE);
 pub const QUEUE_FULL: Code = code("queue.full", StatusCode::SERVICE_UNAVAILABLE);
 pub const QUEUE_UNAVAILABLE: Code = code("queue.unavailable", StatusCode::SERVICE_UNAVAILABLE);
 pub const FETCH_FAILED: Code = code("fetch.failed", StatusCode::SERVICE_UNAVAILABLE);
+pub const OUTBOX_UNAVAILABLE: Code = code("outbox.unavailable", StatusCode::SERVICE_UNAVAILABLE);
 
 /// The codes that ask the caller to come back later: back-pressure, which the metrics count
 /// as `busy`, apart from failures.
@@ -100,7 +101,7 @@ pub const BACK_PRESSURE: [Code; 7] = [
 ];
 
 /// `request.invalid` and `internal` also stand for any other 4xx and 5xx the framework sets.
-pub const ALL: [Code; 55] = [
+pub const ALL: [Code; 56] = [
     BODY_MALFORMED_JSON,
     BODY_MALFORMED_MULTIPART,
     BODY_UNREADABLE,
@@ -156,4 +157,5 @@ pub const ALL: [Code; 55] = [
     FETCH_REFUSED,
     FETCH_UNUSABLE,
     FETCH_FAILED,
+    OUTBOX_UNAVAILABLE,
 ];

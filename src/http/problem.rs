@@ -303,6 +303,13 @@ impl From<SubmitError> for Problem {
                 .with_cause(cause.to_string())
                 .retry_after(5),
             },
+            SubmitError::Outbox(cause) => Self::new(
+                codes::OUTBOX_UNAVAILABLE,
+                "the outbox of this pipeline's notifications cannot be written, so nothing was \
+                 stored; send the same submission again later",
+            )
+            .with_cause(cause.to_string())
+            .retry_after(5),
             SubmitError::ReadFailed { actor, cause } => match cause {
                 ActorError::Refused(_) => Self::refused(&actor, cause),
                 _ => Self::new(

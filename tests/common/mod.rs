@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod process;
+pub mod receiver;
 pub mod servers;
 
 #[allow(unused_imports)] // as the helpers below, each test binary uses a part

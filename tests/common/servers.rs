@@ -204,6 +204,26 @@ pub fn rabbitmq() -> Server {
     server
 }
 
+/// An SMTP server (PyPI aiosmtpd) on a free port that keeps every message it is sent in the
+/// Maildir `mail` (one file per message under `mail/new`).
+pub fn smtp(mail: &std::path::Path) -> Server {
+    let binary = tool("TEST_SMTP_SERVER");
+    let port = free_port();
+    let mail = mail.to_path_buf();
+    Server::launch(
+        "SMTP (aiosmtpd)",
+        port,
+        Box::new(move || {
+            let mut command = Command::new(&binary);
+            command
+                .args(["-n", "-l", &format!("127.0.0.1:{port}")])
+                .args(["-c", "aiosmtpd.handlers.Mailbox"])
+                .arg(&mail);
+            command
+        }),
+    )
+}
+
 pub fn amqp_url(server: &Server) -> String {
     format!("amqp://guest:guest@127.0.0.1:{}/%2f", server.port)
 }

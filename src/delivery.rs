@@ -1,0 +1,228 @@
+//! The delivery of the outbox's letters: due letters are taken a few at a time, each sent by
+//! its notifier; a failed attempt is due again after a backoff with jitter, and after
+//! `outbox.max_attempts` (or a final refusal) the letter is a dead letter. Letters that a
+//! process left behind, claimed or held, are taken back here too.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::app::App;
+use crate::notify::outbox::{Claimed, Outbox, OutboxError};
+use crate::notify::{DeliveryError, Notifications};
+
+/// How often letters left by processes that died are looked for, and the depth measured.
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
+/// The longest wait for a due letter when nothing wakes the delivery (a letter written by
+/// another process, or `librarian outbox retry`).
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// The shortest wait for a letter due soon (one due already was just taken by another process).
+const AT_LEAST: Duration = Duration::from_millis(10);
+/// A held letter older than this was left by a process that died while its record was
+/// stored: no store takes this long.
+const HELD_AT_MOST: Duration = Duration::from_secs(15 * 60);
+/// What an attempt may take beyond its notifier's timeout before it is cut off.
+const GRACE: Duration = Duration::from_secs(5);
+/// A claim this much older than the longest timeout of any notifier (and the grace) was left
+/// by a process that died during its attempt: every attempt is cut off before, and writing
+/// its outcome takes milliseconds.
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
+
+/// The running delivery; [`Delivery::stop`] lets the attempts under way end.
+pub struct Delivery {
+    task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
+}
+
+impl Delivery {
+    /// Starts delivering, if the app has notifiers.
+    pub fn start(app: Arc<App>) -> Option<Self> {
+        app.notifications.as_ref()?;
+        let (stop, stopped) = watch::channel(false);
+        let task = tokio::spawn(deliver(app, stopped));
+        Some(Self { task, stop })
+    }
+
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn off_runtime<T: Send + 'static>(
+    outbox: &Arc<Outbox>,
+    work: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
+) -> Result<T, OutboxError> {
+    let outbox = outbox.clone();
+    tokio::task::spawn_blocking(move || work(&outbox))
+        .await
+        .unwrap_or_else(|joined| {
+            Err(OutboxError::Io {
+                path: Default::default(),
+                source: std::io::Error::other(joined),
+            })
+        })
+}
+
+async fn deliver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
+    let Some(notifications) = app.notifications.clone() else {
+        return;
+    };
+    let outbox = notifications.outbox().clone();
+    let concurrency = notifications.config().concurrency.get() as usize;
+    let mut housekept = None::<tokio::time::Instant>;
+    while !*stopped.borrow() {
+        if housekept.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
+            housekeeping(&app, &outbox).await;
+            housekept = Some(tokio::time::Instant::now());
+        }
+        let taken = off_runtime(&outbox, move |o| o.take_due(concurrency, Utc::now())).await;
+        let batch = match taken {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::error!(%error, "the outbox could not be read; trying again in a second");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            let next = off_runtime(&outbox, |o| o.next_due()).await;
+            let until_due = match next {
+                Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
+                _ => POLL_EVERY,
+            };
+            tokio::select! {
+                _ = notifications.due() => {}
+                _ = tokio::time::sleep(until_due.clamp(AT_LEAST, POLL_EVERY)) => {}
+                _ = stopped.changed() => {}
+            }
+            continue;
+        }
+        let mut attempts = JoinSet::new();
+        for claimed in batch {
+            attempts.spawn(attempt(app.clone(), notifications.clone(), claimed));
+        }
+        while attempts.join_next().await.is_some() {}
+    }
+}
+
+/// Takes back what processes that died left, and measures the outbox.
+async fn housekeeping(app: &App, outbox: &Arc<Outbox>) {
+    let longest = app
+        .loaded
+        .config
+        .notifiers
+        .values()
+        .map(|n| n.timeout())
+        .max();
+    let claimed_at_most = longest.unwrap_or_default() + GRACE + CLAIM_MARGIN;
+    match off_runtime(outbox, move |o| o.reclaim(claimed_at_most, Utc::now())).await {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            letters = n,
+            "letters whose attempt never ended are due again"
+        ),
+        Err(error) => tracing::error!(%error, "abandoned letters could not be taken back"),
+    }
+    match off_runtime(outbox, |o| o.stale_held(HELD_AT_MOST)).await {
+        Ok(stale) => {
+            for (held, letter) in stale {
+                settle(app, outbox, held, &letter).await;
+            }
+        }
+        Err(error) => tracing::error!(%error, "held letters could not be read"),
+    }
+    match off_runtime(outbox, |o| o.depth()).await {
+        Ok(depth) => {
+            app.metrics.outbox_depth(depth.letters, depth.oldest);
+            if let Some(notifications) = &app.notifications {
+                notifications.measured(depth.letters);
+            }
+        }
+        Err(error) => tracing::error!(%error, "the outbox could not be measured"),
+    }
+}
+
+/// A held letter whose process died: sent if its record was stored, dropped if not. One that
+/// cannot be decided yet (its pipeline cannot be read) stays held until the next look.
+async fn settle(
+    app: &App,
+    outbox: &Arc<Outbox>,
+    held: crate::notify::outbox::Held,
+    letter: &crate::notify::outbox::Letter,
+) {
+    let stored = match (app.pipeline(&letter.pipeline), letter.record) {
+        (Some(pipeline), Some(id)) => match pipeline.record(id).await {
+            Ok(found) => found.is_some(),
+            Err(error) => {
+                tracing::warn!(%error, event = %letter.event_id, "a held letter waits: its record cannot be read");
+                return;
+            }
+        },
+        _ => false,
+    };
+    let settled = match stored {
+        true => off_runtime(outbox, move |o| o.release(held)).await,
+        false => {
+            off_runtime(outbox, move |o| {
+                o.discard(held);
+                Ok(())
+            })
+            .await
+        }
+    };
+    match settled {
+        Ok(()) => {
+            tracing::info!(event = %letter.event_id, sent = stored, "a letter held by a process that died is settled")
+        }
+        Err(error) => tracing::error!(%error, "a held letter could not be settled"),
+    }
+}
+
+/// One attempt at one letter, and what it leaves in the outbox.
+async fn attempt(app: Arc<App>, notifications: Arc<Notifications>, mut claimed: Claimed) {
+    let letter = &claimed.letter;
+    let notifier = app.notifiers.get(&letter.notifier);
+    let timeout = app.loaded.config.notifiers.get(&letter.notifier);
+    let outcome = match (notifier, timeout.map(|n| n.timeout() + GRACE)) {
+        (Some(notifier), Some(at_most)) => {
+            tokio::time::timeout(at_most, notifier.deliver(&letter.event))
+                .await
+                .unwrap_or(Err(DeliveryError::Timeout(at_most)))
+        }
+        _ => Err(DeliveryError::Unknown(letter.notifier.clone())),
+    };
+    let config = notifications.config();
+    let outbox = notifications.outbox();
+    let notifier = letter.notifier.clone();
+    let result = match outcome {
+        Ok(()) => {
+            app.metrics.delivery(&notifier, "delivered");
+            off_runtime(outbox, move |o| o.delivered(claimed)).await
+        }
+        Err(error) => {
+            claimed.letter.attempts += 1;
+            claimed.letter.last_error = Some(error.to_string());
+            let attempts = claimed.letter.attempts;
+            if error.is_final() || attempts >= config.max_attempts.get() {
+                app.metrics.delivery(&notifier, "dead");
+                tracing::error!(event = %claimed.letter.event_id, %notifier, attempts, %error,
+                    "a letter is given up: `librarian outbox list` shows it, `librarian outbox retry` sends it again");
+                off_runtime(outbox, move |o| o.bury(claimed)).await
+            } else {
+                app.metrics.delivery(&notifier, "retried");
+                let wait =
+                    crate::clock::backoff(config.retry_delay, attempts).min(config.max_retry_delay);
+                tracing::warn!(event = %claimed.letter.event_id, %notifier, attempts, %error, ?wait, "delivery failed; trying again");
+                let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                off_runtime(outbox, move |o| o.reschedule(claimed, due)).await
+            }
+        }
+    };
+    if let Err(error) = result {
+        // The claim stays in `sending/`: it is taken back and sent again later.
+        tracing::error!(%error, "the outcome of a delivery could not be written to the outbox");
+    }
+}
