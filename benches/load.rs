@@ -2,7 +2,7 @@
 //! drives it with concurrent clients sending JSON PUTs of a base64 photo, and prints
 //! throughput, latency percentiles, status counts and the server's peak memory.
 //!
-//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--requests N] [--payload crop|phone|both|bombs] [--async] [--amqp URL --state MONGODB_URI [--worker-processes 2]]`
+//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--requests N] [--payload crop|phone|both|bombs] [--async] [--amqp URL --state MONGODB_URI [--worker-processes 2]] [--s3 ENDPOINT [--s3-bucket submissions]] [--webhook-ms 100]`
 //!
 //! `--async` sends every photo with `Prefer: respond-async`: the latencies are those of the
 //! 202s while the server's workers are saturated, and the run waits until the queue is empty
@@ -15,6 +15,13 @@
 //! `--kill-worker-halfway` kills one worker with SIGKILL once half of the acknowledged jobs
 //! are stored, starts another, and counts the records against the 202s at the end.
 //!
+//! `--webhook-ms` tells a webhook notifier of every stored record, against a receiver in this
+//! process that takes that long to answer each call; after the run it waits until every
+//! record's event arrived and prints the delivery rate.
+//!
+//! `--s3` stores each record in that S3 endpoint's bucket too (path style, credentials from
+//! the standard AWS environment variables), after the disk copy that the bench counts.
+//!
 //! A soak is a long run: `--seconds 600` reports resident memory a fifth into the run and at
 //! its end, so that growth shows.
 //!
@@ -25,6 +32,10 @@
 //! photo twice a second: its latency and the server's peak memory are what count.
 
 mod support;
+// The tests' webhook receiver; the tests use more of it than the bench does.
+#[allow(dead_code)]
+#[path = "../tests/common/receiver.rs"]
+mod receiver;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
@@ -278,14 +289,41 @@ fn main() {
     let mut serve = vec!["serve", "-q", "--bind"];
     let bind = format!("127.0.0.1:{port}");
     serve.push(&bind);
+    let mut config = String::new();
     if !amqp.is_empty() {
         let state = arg("--state", "");
         assert!(!state.is_empty(), "--amqp needs --state, a MongoDB URI");
-        let config = format!(
+        config += &format!(
             "[queue]\nkind = \"amqp\"\nurl = \"{amqp}\"\nqueue = \"bench-{port}\"\n[queue.state]\nuri = \"{state}\"\ncollection = \"bench-{port}\"\n"
         );
-        std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
         serve.extend(["--workers", "0"]);
+    }
+    let s3 = arg("--s3", "");
+    if !s3.is_empty() {
+        let bucket = arg("--s3-bucket", "submissions");
+        config += &format!(
+            "[pipelines.default]\nactors = [\"disk\", \"archive\"]\n[actors.archive]\nkind = \"s3\"\nbucket = \"{bucket}\"\nprefix = \"bench-{port}/\"\nendpoint = \"{s3}\"\npath_style = true\n"
+        );
+    }
+    let webhook_ms: u64 = arg("--webhook-ms", "0")
+        .parse()
+        .expect("--webhook-ms is a number");
+    let hook = (webhook_ms > 0).then(|| {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        receiver::Receiver::start_slow(port, 200, Duration::from_millis(webhook_ms))
+    });
+    if let Some(hook) = &hook {
+        let url = hook.url();
+        config += &format!(
+            "[pipelines.default]\nnotify = [\"hook\"]\n[notifiers.hook]\nkind = \"webhook\"\nurl = \"{url}\"\n"
+        );
+    }
+    if !config.is_empty() {
+        std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
     }
     let start = |args: &[&str]| {
         Command::new(&binary)
@@ -336,6 +374,7 @@ fn main() {
             workers: &pids,
             prefer_async,
             kill_halfway: (kill_halfway && !pids.is_empty()).then_some(&replace_a_worker),
+            hook: hook.as_ref(),
         };
         photos(&run, &which);
     }
@@ -359,6 +398,8 @@ struct Run<'a> {
     prefer_async: bool,
     /// Kills a worker and starts another, once half of the acknowledged jobs are stored.
     kill_halfway: Option<&'a dyn Fn()>,
+    /// The receiver of the webhook notifier, if any.
+    hook: Option<&'a receiver::Receiver>,
 }
 
 fn statuses_of(outcome: &Outcome) -> String {
@@ -403,6 +444,28 @@ fn drained(url: &str) -> f64 {
         std::thread::sleep(Duration::from_millis(200));
     }
     started.elapsed().as_secs_f64()
+}
+
+/// Waits until the receiver has an event for each of `stored` records, then prints how long
+/// that took from the first request and the delivery rate.
+fn delivered(hook: &receiver::Receiver, stored: usize, started: Instant) {
+    while hook.received().len() < stored {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let received = hook.received();
+    let mut ids: Vec<String> = received
+        .iter()
+        .filter_map(|r| r.json()["record"]["id"].as_str().map(str::to_owned))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    println!(
+        "|   (webhook: {} events for {stored} records ({} distinct) within {seconds:.1} s of the first request: {:.1} per second) |",
+        received.len(),
+        ids.len(),
+        received.len() as f64 / seconds
+    );
 }
 
 fn photos(run: &Run, which: &str) {
@@ -469,6 +532,9 @@ fn photos(run: &Run, which: &str) {
                 "|   (async: the queue emptied {seconds:.1} s after the last 202 (or the kill); {stored} records stored in all so far; worker processes' peak RSS MiB: [{}]) |",
                 workers.join(", ")
             );
+        }
+        if let Some(hook) = run.hook {
+            delivered(hook, records(run.data), started);
         }
     }
 }
