@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::App;
-use crate::notify::outbox::{Claimed, Outbox, OutboxError};
-use crate::notify::{DeliveryError, Notifications};
+use crate::notify::outbox::{Claimed, Outbox};
+use crate::notify::{DeliveryError, Notifications, off_runtime};
 
 /// How often letters left by processes that died are looked for, and the depth measured.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
@@ -50,21 +50,6 @@ impl Delivery {
         let _ = self.stop.send(true);
         let _ = self.task.await;
     }
-}
-
-async fn off_runtime<T: Send + 'static>(
-    outbox: &Arc<Outbox>,
-    work: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
-) -> Result<T, OutboxError> {
-    let outbox = outbox.clone();
-    tokio::task::spawn_blocking(move || work(&outbox))
-        .await
-        .unwrap_or_else(|joined| {
-            Err(OutboxError::Io {
-                path: Default::default(),
-                source: std::io::Error::other(joined),
-            })
-        })
 }
 
 async fn deliver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {

@@ -214,14 +214,12 @@ impl Notifications {
         if letters.is_empty() {
             return Ok(Held::default());
         }
-        let outbox = self.outbox.clone();
-        blocking(move || outbox.hold(&letters)).await
+        off_runtime(&self.outbox, move |o| o.hold(&letters)).await
     }
 
     /// Every actor stored the record: its letters are due.
     pub async fn release(&self, held: Held) {
-        let outbox = self.outbox.clone();
-        if let Err(error) = blocking(move || outbox.release(held)).await {
+        if let Err(error) = off_runtime(&self.outbox, move |o| o.release(held)).await {
             tracing::error!(%error, "a held letter could not be released; it is settled later");
         }
         self.due.notify_one();
@@ -229,9 +227,8 @@ impl Notifications {
 
     /// The record was not stored: its letters go.
     pub async fn discard(&self, held: Held) {
-        let outbox = self.outbox.clone();
-        let discarded = blocking(move || {
-            outbox.discard(held);
+        let discarded = off_runtime(&self.outbox, move |o| {
+            o.discard(held);
             Ok(())
         });
         discarded.await.ok();
@@ -267,9 +264,8 @@ impl Notifications {
         if letters.is_empty() {
             return;
         }
-        let outbox = self.outbox.clone();
         let count = letters.len();
-        match blocking(move || outbox.post(&letters)).await {
+        match off_runtime(&self.outbox, move |o| o.post(&letters)).await {
             Ok(()) => {
                 self.waiting.fetch_add(count, Ordering::Relaxed);
                 self.due.notify_one();
@@ -282,10 +278,12 @@ impl Notifications {
 }
 
 /// Runs a file operation of the outbox off the async runtime.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T, OutboxError> + Send + 'static,
+pub async fn off_runtime<T: Send + 'static>(
+    outbox: &Arc<Outbox>,
+    work: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
 ) -> Result<T, OutboxError> {
-    tokio::task::spawn_blocking(work)
+    let outbox = outbox.clone();
+    tokio::task::spawn_blocking(move || work(&outbox))
         .await
         .unwrap_or_else(|joined| {
             Err(OutboxError::Io {
