@@ -199,7 +199,8 @@ impl App {
         let notifies = config.pipelines.values().any(|p| !p.notify.is_empty());
         let notifications = match (queueing, notifies) {
             (Queueing::Open, true) => Some(Arc::new(
-                Notifications::open(&config.outbox, &config.notifiers)
+                Notifications::open(&config.outbox, &config.queue, &config.notifiers)
+                    .await
                     .map_err(|e| ConfigError::component("outbox", e))?,
             )),
             _ => None,

@@ -11,8 +11,8 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::app::App;
-use crate::notify::outbox::{Claimed, Outbox};
-use crate::notify::{DeliveryError, Notifications, off_runtime};
+use crate::notify::outbox::{Claimed, Held, Letter, Outbox};
+use crate::notify::{DeliveryError, Notifications};
 
 /// How often letters left by processes that died are looked for, and the depth measured.
 const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(10);
@@ -64,7 +64,7 @@ async fn deliver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
             housekeeping(&app, &outbox).await;
             housekept = Some(tokio::time::Instant::now());
         }
-        let taken = off_runtime(&outbox, move |o| o.take_due(concurrency, Utc::now())).await;
+        let taken = outbox.take_due(concurrency, Utc::now()).await;
         let batch = match taken {
             Ok(batch) => batch,
             Err(error) => {
@@ -73,7 +73,7 @@ async fn deliver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
             }
         };
         if batch.is_empty() {
-            let next = off_runtime(&outbox, |o| o.next_due()).await;
+            let next = outbox.next_due().await;
             let until_due = match next {
                 Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
                 _ => POLL_EVERY,
@@ -103,7 +103,7 @@ async fn housekeeping(app: &App, outbox: &Arc<Outbox>) {
         .map(|n| n.timeout())
         .max();
     let claimed_at_most = longest.unwrap_or_default() + GRACE + CLAIM_MARGIN;
-    match off_runtime(outbox, move |o| o.reclaim(claimed_at_most, Utc::now())).await {
+    match outbox.reclaim(claimed_at_most, Utc::now()).await {
         Ok(0) => {}
         Ok(n) => tracing::warn!(
             letters = n,
@@ -111,15 +111,15 @@ async fn housekeeping(app: &App, outbox: &Arc<Outbox>) {
         ),
         Err(error) => tracing::error!(%error, "abandoned letters could not be taken back"),
     }
-    match off_runtime(outbox, |o| o.stale_held(HELD_AT_MOST)).await {
+    match outbox.stale_held(HELD_AT_MOST).await {
         Ok(stale) => {
-            for (held, letter) in stale {
-                settle(app, outbox, held, &letter).await;
+            for letter in stale {
+                settle(app, outbox, letter).await;
             }
         }
         Err(error) => tracing::error!(%error, "held letters could not be read"),
     }
-    match off_runtime(outbox, |o| o.depth()).await {
+    match outbox.depth().await {
         Ok(depth) => {
             app.metrics.outbox_depth(depth.letters, depth.oldest);
             if let Some(notifications) = &app.notifications {
@@ -132,12 +132,7 @@ async fn housekeeping(app: &App, outbox: &Arc<Outbox>) {
 
 /// A held letter whose process died: sent if its record was stored, dropped if not. One that
 /// cannot be decided yet (its pipeline cannot be read) stays held until the next look.
-async fn settle(
-    app: &App,
-    outbox: &Arc<Outbox>,
-    held: crate::notify::outbox::Held,
-    letter: &crate::notify::outbox::Letter,
-) {
+async fn settle(app: &App, outbox: &Outbox, letter: Letter) {
     let stored = match (app.pipeline(&letter.pipeline), letter.record) {
         (Some(pipeline), Some(id)) => match pipeline.record(id).await {
             Ok(found) => found.is_some(),
@@ -148,19 +143,15 @@ async fn settle(
         },
         _ => false,
     };
+    let event = letter.event_id;
+    let held = Held::left(letter);
     let settled = match stored {
-        true => off_runtime(outbox, move |o| o.release(held)).await,
-        false => {
-            off_runtime(outbox, move |o| {
-                o.discard(held);
-                Ok(())
-            })
-            .await
-        }
+        true => outbox.release(held).await,
+        false => outbox.discard(held).await,
     };
     match settled {
         Ok(()) => {
-            tracing::info!(event = %letter.event_id, sent = stored, "a letter held by a process that died is settled")
+            tracing::info!(%event, sent = stored, "a letter held by a process that died is settled")
         }
         Err(error) => tracing::error!(%error, "a held letter could not be settled"),
     }
@@ -185,7 +176,7 @@ async fn attempt(app: Arc<App>, notifications: Arc<Notifications>, mut claimed: 
     let result = match outcome {
         Ok(()) => {
             app.metrics.delivery(&notifier, "delivered");
-            off_runtime(outbox, move |o| o.delivered(claimed)).await
+            outbox.delivered(claimed).await
         }
         Err(error) => {
             claimed.letter.attempts += 1;
@@ -195,19 +186,19 @@ async fn attempt(app: Arc<App>, notifications: Arc<Notifications>, mut claimed: 
                 app.metrics.delivery(&notifier, "dead");
                 tracing::error!(event = %claimed.letter.event_id, %notifier, attempts, %error,
                     "a letter is given up: `librarian outbox list` shows it, `librarian outbox retry` sends it again");
-                off_runtime(outbox, move |o| o.bury(claimed)).await
+                outbox.bury(claimed).await
             } else {
                 app.metrics.delivery(&notifier, "retried");
                 let wait =
                     crate::clock::backoff(config.retry_delay, attempts).min(config.max_retry_delay);
                 tracing::warn!(event = %claimed.letter.event_id, %notifier, attempts, %error, ?wait, "delivery failed; trying again");
                 let due = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                off_runtime(outbox, move |o| o.reschedule(claimed, due)).await
+                outbox.reschedule(claimed, due).await
             }
         }
     };
     if let Err(error) = result {
-        // The claim stays in `sending/`: it is taken back and sent again later.
+        // The claim stays under way: it is taken back and sent again later.
         tracing::error!(%error, "the outcome of a delivery could not be written to the outbox");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod auth;
+pub mod blocking;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -14,6 +15,8 @@ pub mod http;
 pub mod imaging;
 pub mod jobs;
 pub mod metrics;
+#[cfg(feature = "amqp")]
+pub mod mongo;
 pub mod notify;
 pub mod orphans;
 pub mod pipeline;

@@ -9,8 +9,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::process::{
-    Server as Process, command, job, job_state, one_record_each, run, serve, stderr, submit_async,
-    until_stored,
+    Server as Process, command, dead_letters, job, job_state, one_record_each, run, serve, stderr,
+    submit_async, until_stored,
 };
 use common::servers::{self, Server, amqp_url, mongo_uri};
 use common::{files, png, symbol};
@@ -288,4 +288,73 @@ url = "{}"
             .map(|m| m.as_str()),
         event["id"].as_str()
     );
+}
+
+#[test]
+fn with_a_rabbitmq_queue_the_outbox_is_in_mongodb_shared_by_api_and_workers() {
+    use common::receiver::Receiver;
+    let (mongo, rabbit) = (servers::mongo(), servers::rabbitmq());
+    let receiver = Receiver::start(servers::free_port(), 500);
+    let dir = folder(&mongo, &rabbit, false);
+    let notify = format!(
+        r#"
+[pipelines.default]
+notify = ["hook"]
+[notifiers.hook]
+kind = "webhook"
+url = "{}"
+timeout = "1s"
+[outbox]
+max_attempts = 2
+retry_delay = "100ms"
+max_retry_delay = "200ms"
+"#,
+        receiver.url()
+    );
+    let config = dir.path().join("librarian.toml");
+    let base = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, base + &notify).unwrap();
+    let (_api, address) = serve(dir.path(), &["--workers", "0"]);
+    let _worker = worker(dir.path(), "1");
+    let ids = send(dir.path(), &address, 2);
+    stored_once(dir.path(), &address, &ids);
+
+    // Two events, each refused twice: two dead letters, listed from MongoDB by any process.
+    receiver.until(4);
+    let started = Instant::now();
+    let dead = loop {
+        let dead = dead_letters(dir.path());
+        if dead.len() == 2 {
+            break dead;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{dead:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut records: Vec<&str> = dead.iter().filter_map(|l| l["record"].as_str()).collect();
+    records.sort();
+    let mut sent: Vec<&str> = ids.iter().map(String::as_str).collect();
+    sent.sort();
+    assert_eq!(records, sent);
+    assert!(dead.iter().all(|l| l["attempts"] == 2));
+    assert!(
+        !dir.path().join("outbox").exists(),
+        "no letter on local disk"
+    );
+
+    receiver.answer(200);
+    let retried = run(dir.path(), &["outbox", "retry", "--all"], &[]);
+    assert!(retried.status.success(), "{}", stderr(&retried));
+    let received = receiver.until(6);
+    std::thread::sleep(Duration::from_millis(500));
+    let received_now = receiver.received();
+    assert_eq!(received_now.len(), 6, "each revived letter sent once");
+    let first: Vec<String> = received[..4]
+        .iter()
+        .map(|r| r.header("webhook-id").to_owned())
+        .collect();
+    for again in &received_now[4..] {
+        assert_eq!(again.answered, 200);
+        assert!(first.contains(&again.header("webhook-id").to_owned()));
+    }
+    assert!(dead_letters(dir.path()).is_empty());
 }

@@ -3,12 +3,11 @@
 
 mod common;
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::process::{Server as Process, run, serve, stderr, stdout};
+use common::process::{Server as Process, dead_letters, run, serve, stderr};
 use common::receiver::{Received, Receiver};
 use common::servers::free_port;
 use common::{EAN, ean_png};
@@ -91,16 +90,6 @@ fn until(what: &str, done: impl Fn() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// The dead letters `librarian outbox list` prints.
-fn dead_letters(dir: &Path) -> Vec<Value> {
-    let output = run(dir, &["outbox", "list"], &[]);
-    assert!(output.status.success(), "{}", stderr(&output));
-    stdout(&output)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
 }
 
 /// Checks the signature as a receiver following Standard Webhooks does.

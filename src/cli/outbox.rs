@@ -1,5 +1,6 @@
-//! `librarian outbox list|retry`: the dead letters of the notifications' outbox. The outbox
-//! is a folder whose files move by rename, so these commands work beside a running server.
+//! `librarian outbox list|retry`: the dead letters of the notifications' outbox. Letters move
+//! between states atomically (files by rename, documents by one update each), so these
+//! commands work beside running servers.
 
 use std::path::PathBuf;
 
@@ -27,16 +28,19 @@ pub enum OutboxCommand {
 }
 
 pub fn run(config: Option<PathBuf>, command: OutboxCommand) -> Result<(), CliError> {
+    super::runtime()?.block_on(run_with(config, command))
+}
+
+async fn run_with(config: Option<PathBuf>, command: OutboxCommand) -> Result<(), CliError> {
     let overrides = Overrides {
         config_file: config,
         ..Default::default()
     };
     let loaded = Config::load(&overrides).map_err(CliError::Config)?;
-    let dir = &loaded.config.outbox.dir;
-    let outbox = Outbox::open(dir)?;
+    let outbox = Outbox::open(&loaded.config.outbox, &loaded.config.queue).await?;
     match command {
         OutboxCommand::List => {
-            let dead = outbox.dead()?;
+            let dead = outbox.dead().await?;
             for letter in &dead {
                 let line = json!({
                     "event_id": letter.event_id,
@@ -50,10 +54,10 @@ pub fn run(config: Option<PathBuf>, command: OutboxCommand) -> Result<(), CliErr
                 });
                 println!("{line}");
             }
-            eprintln!("{} dead letter(s) in {}", dead.len(), dir.display());
+            eprintln!("{} dead letter(s) in {}", dead.len(), outbox.place());
         }
         OutboxCommand::Retry { event, .. } => {
-            let count = outbox.revive(event, chrono::Utc::now())?;
+            let count = outbox.revive(event, chrono::Utc::now()).await?;
             if let (0, Some(event)) = (count, event) {
                 return Err(CliError::NoDeadLetter(event));
             }

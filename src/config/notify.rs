@@ -162,10 +162,14 @@ pub struct EmailConfig {
 #[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutboxConfig {
-    /// The outbox's folder; created when missing.
+    /// The outbox's folder; created when missing. Not used with `[queue] kind = "amqp"`.
     #[serde(default = "default_dir")]
     #[schemars(extend("format" = "path"))]
     pub dir: PathBuf,
+    /// With `[queue] kind = "amqp"`, the outbox is this collection in the database of
+    /// `queue.state`, shared by every API replica and worker on any host.
+    #[serde(default = "default_collection")]
+    pub collection: String,
     /// Attempts of one event before it is a dead letter (`librarian outbox list`).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: NonZeroU32,
@@ -193,6 +197,9 @@ pub struct OutboxConfig {
 fn default_dir() -> PathBuf {
     "outbox".into()
 }
+fn default_collection() -> String {
+    "outbox".into()
+}
 fn default_max_attempts() -> NonZeroU32 {
     NonZeroU32::new(10).expect("not zero")
 }
@@ -213,6 +220,7 @@ impl Default for OutboxConfig {
     fn default() -> Self {
         Self {
             dir: default_dir(),
+            collection: default_collection(),
             max_attempts: default_max_attempts(),
             retry_delay: default_retry_delay(),
             max_retry_delay: default_max_retry_delay(),

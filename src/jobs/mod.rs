@@ -18,6 +18,7 @@ use serde_json::Value;
 use tokio::sync::{Notify, broadcast};
 use uuid::Uuid;
 
+use crate::blocking::off_runtime;
 use crate::config::queue::{JobPolicy, QueueConfig};
 use crate::pipeline::{Prepared, Step};
 
@@ -167,7 +168,7 @@ pub enum QueueError {
     #[error("part of job {0} is missing from the queue")]
     Missing(Uuid),
     #[error("the queue's worker thread failed: {0}")]
-    Task(#[source] tokio::task::JoinError),
+    Task(#[from] tokio::task::JoinError),
     #[error("a queued job could not be read: {0}")]
     Unreadable(String),
     #[error("no answer in time: {0}")]
@@ -314,16 +315,6 @@ impl Queue {
         &self.policy
     }
 
-    async fn blocking<T: Send + 'static>(
-        store: &Arc<LocalQueue>,
-        work: impl FnOnce(&LocalQueue) -> Result<T, QueueError> + Send + 'static,
-    ) -> Result<T, QueueError> {
-        let store = store.clone();
-        tokio::task::spawn_blocking(move || work(&store))
-            .await
-            .map_err(QueueError::Task)?
-    }
-
     /// The job with its current step.
     fn with_step(&self, mut job: Job) -> Job {
         if job.state == JobState::Running
@@ -350,7 +341,7 @@ impl Queue {
         let enqueued = match &self.backend {
             Backend::Local(store) => {
                 let limits = self.max_queued;
-                Self::blocking(store, move |q| q.enqueue(new, limits)).await?
+                off_runtime(store, move |q| q.enqueue(new, limits)).await?
             }
             #[cfg(feature = "amqp")]
             Backend::Amqp(queue) => queue.enqueue(new, self.max_queued.0).await?,
@@ -364,7 +355,7 @@ impl Queue {
 
     pub async fn job(&self, id: Uuid) -> Result<Option<Job>, QueueError> {
         let job = match &self.backend {
-            Backend::Local(store) => Self::blocking(store, move |q| q.job(id)).await?,
+            Backend::Local(store) => off_runtime(store, move |q| q.job(id)).await?,
             #[cfg(feature = "amqp")]
             Backend::Amqp(queue) => queue.job(id).await?,
         };
@@ -382,7 +373,7 @@ impl Queue {
     pub async fn claim(&self, prefetch: u16) -> Result<Option<(Claim, Ticket)>, QueueError> {
         let claim = match &self.backend {
             Backend::Local(store) => {
-                let claim = Self::blocking(store, |q| q.claim(Utc::now())).await?;
+                let claim = off_runtime(store, |q| q.claim(Utc::now())).await?;
                 match claim {
                     Some(claim) => Some((claim, Ticket::Local)),
                     None => {
@@ -417,7 +408,7 @@ impl Queue {
     /// Waits until a job is queued or the next retry is due, a second at most.
     async fn idle(&self, store: &Arc<LocalQueue>) {
         const IDLE_LOOK: std::time::Duration = std::time::Duration::from_secs(1);
-        let wait = match Self::blocking(store, |q| q.next_due()).await {
+        let wait = match off_runtime(store, |q| q.next_due()).await {
             Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
             _ => IDLE_LOOK,
         };
@@ -459,7 +450,7 @@ impl Queue {
         let job = match (&self.backend, ticket) {
             (Backend::Local(store), _) => {
                 let now = Utc::now();
-                Self::blocking(store, move |q| q.finish(id, state, problem, now)).await?
+                off_runtime(store, move |q| q.finish(id, state, problem, now)).await?
             }
             #[cfg(feature = "amqp")]
             (Backend::Amqp(queue), Ticket::Amqp(ticket)) => {
@@ -485,7 +476,7 @@ impl Queue {
             (Backend::Local(store), _) => {
                 let at =
                     Utc::now() + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
-                Self::blocking(store, move |q| q.retry(id, at, problem)).await?
+                off_runtime(store, move |q| q.retry(id, at, problem)).await?
             }
             #[cfg(feature = "amqp")]
             (Backend::Amqp(queue), Ticket::Amqp(ticket)) => {
@@ -501,7 +492,7 @@ impl Queue {
     /// Jobs waiting (queued) and running.
     pub async fn depth(&self) -> Result<(u64, u64), QueueError> {
         match &self.backend {
-            Backend::Local(store) => Self::blocking(store, |q| q.depth()).await,
+            Backend::Local(store) => off_runtime(store, |q| q.depth()).await,
             #[cfg(feature = "amqp")]
             Backend::Amqp(queue) => queue.depth().await,
         }
@@ -513,9 +504,7 @@ impl Queue {
             chrono::Duration::from_std(self.policy.keep_finished).unwrap_or(chrono::Duration::MAX);
         let before = Utc::now() - keep;
         match &self.backend {
-            Backend::Local(store) => {
-                Self::blocking(store, move |q| q.forget_finished(before)).await
-            }
+            Backend::Local(store) => off_runtime(store, move |q| q.forget_finished(before)).await,
             #[cfg(feature = "amqp")]
             Backend::Amqp(queue) => queue.forget_finished(before).await,
         }

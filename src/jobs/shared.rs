@@ -5,10 +5,10 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use mongodb::Collection;
 use mongodb::bson::{self, Document, doc};
 use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, ReturnDocument};
-use mongodb::{Client, Collection};
+use mongodb::options::ReturnDocument;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
@@ -105,15 +105,7 @@ pub struct SharedJobs {
 impl SharedJobs {
     /// Connects and checks that MongoDB answers.
     pub async fn open(config: &JobStateConfig, timeout: Duration) -> Result<Self, QueueError> {
-        let mut options = ClientOptions::parse(&config.uri)
-            .await
-            .map_err(state_error)?;
-        options.connect_timeout = Some(timeout);
-        options.server_selection_timeout = Some(timeout);
-        options.app_name = Some("librarian".into());
-        let client = Client::with_options(options).map_err(state_error)?;
-        let db = client.database(&config.database);
-        db.run_command(doc! {"ping": 1})
+        let db = crate::mongo::connect(config, timeout)
             .await
             .map_err(state_error)?;
         Ok(Self {

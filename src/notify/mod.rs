@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::config::notify::{EventKind, NotifierConfig, OutboxConfig};
+use crate::config::queue::QueueConfig;
 use outbox::{Held, Letter, Outbox, OutboxError};
 
 /// One role: telling one system of one event.
@@ -123,12 +124,13 @@ pub struct Notifications {
 }
 
 impl Notifications {
-    pub fn open(
+    pub async fn open(
         config: &OutboxConfig,
+        queue: &QueueConfig,
         notifiers: &BTreeMap<String, NotifierConfig>,
     ) -> Result<Self, OutboxError> {
         Ok(Self {
-            outbox: Arc::new(Outbox::open(&config.dir)?),
+            outbox: Arc::new(Outbox::open(config, queue).await?),
             wants: notifiers
                 .iter()
                 .map(|(name, n)| (name.clone(), n.events().to_vec()))
@@ -214,12 +216,12 @@ impl Notifications {
         if letters.is_empty() {
             return Ok(Held::default());
         }
-        off_runtime(&self.outbox, move |o| o.hold(&letters)).await
+        self.outbox.hold(letters).await
     }
 
     /// Every actor stored the record: its letters are due.
     pub async fn release(&self, held: Held) {
-        if let Err(error) = off_runtime(&self.outbox, move |o| o.release(held)).await {
+        if let Err(error) = self.outbox.release(held).await {
             tracing::error!(%error, "a held letter could not be released; it is settled later");
         }
         self.due.notify_one();
@@ -227,11 +229,9 @@ impl Notifications {
 
     /// The record was not stored: its letters go.
     pub async fn discard(&self, held: Held) {
-        let discarded = off_runtime(&self.outbox, move |o| {
-            o.discard(held);
-            Ok(())
-        });
-        discarded.await.ok();
+        if let Err(error) = self.outbox.discard(held).await {
+            tracing::error!(%error, "held letters could not be removed; they are settled later");
+        }
     }
 
     /// A submission was rejected: `submission.rejected` letters, due now. A failure to
@@ -265,7 +265,7 @@ impl Notifications {
             return;
         }
         let count = letters.len();
-        match off_runtime(&self.outbox, move |o| o.post(&letters)).await {
+        match self.outbox.post(letters).await {
             Ok(()) => {
                 self.waiting.fetch_add(count, Ordering::Relaxed);
                 self.due.notify_one();
@@ -275,22 +275,6 @@ impl Notifications {
             }
         }
     }
-}
-
-/// Runs a file operation of the outbox off the async runtime.
-pub async fn off_runtime<T: Send + 'static>(
-    outbox: &Arc<Outbox>,
-    work: impl FnOnce(&Outbox) -> Result<T, OutboxError> + Send + 'static,
-) -> Result<T, OutboxError> {
-    let outbox = outbox.clone();
-    tokio::task::spawn_blocking(move || work(&outbox))
-        .await
-        .unwrap_or_else(|joined| {
-            Err(OutboxError::Io {
-                path: Default::default(),
-                source: std::io::Error::other(joined),
-            })
-        })
 }
 
 #[cfg(test)]
@@ -308,7 +292,7 @@ mod tests {
     }
 
     /// `hook` hears of stored records, `audit` of rejections.
-    fn notifications(dir: &std::path::Path, max_letters: usize) -> Notifications {
+    async fn notifications(dir: &std::path::Path, max_letters: usize) -> Notifications {
         let config = OutboxConfig {
             dir: dir.to_path_buf(),
             max_letters,
@@ -321,19 +305,26 @@ mod tests {
                 webhook(vec![EventKind::SubmissionRejected]),
             ),
         ]);
-        Notifications::open(&config, &notifiers).unwrap()
+        let queue = QueueConfig::default();
+        Notifications::open(&config, &queue, &notifiers)
+            .await
+            .unwrap()
     }
 
     #[tokio::test]
     async fn a_rejection_goes_only_to_the_notifiers_that_ask_for_it() {
         let dir = tempfile::tempdir().unwrap();
-        let notifications = notifications(dir.path(), 10);
+        let notifications = notifications(dir.path(), 10).await;
         let labels: Labels = serde_json::from_value(json!({"gtin": "007"})).unwrap();
         let both = ["hook".to_owned(), "audit".to_owned()];
         notifications
             .rejected(&both, "default", None, &labels, &[])
             .await;
-        let taken = notifications.outbox().take_due(10, Utc::now()).unwrap();
+        let taken = notifications
+            .outbox()
+            .take_due(10, Utc::now())
+            .await
+            .unwrap();
         assert_eq!(taken.len(), 1);
         let letter = &taken[0].letter;
         assert_eq!(letter.notifier, "audit");
@@ -346,7 +337,7 @@ mod tests {
     #[tokio::test]
     async fn rejections_are_not_told_once_the_outbox_holds_max_letters() {
         let dir = tempfile::tempdir().unwrap();
-        let notifications = notifications(dir.path(), 2);
+        let notifications = notifications(dir.path(), 2).await;
         let labels = Labels::new();
         let audit = ["audit".to_owned()];
         for _ in 0..5 {
@@ -354,6 +345,6 @@ mod tests {
                 .rejected(&audit, "default", None, &labels, &[])
                 .await;
         }
-        assert_eq!(notifications.outbox().depth().unwrap().letters, 2);
+        assert_eq!(notifications.outbox().depth().await.unwrap().letters, 2);
     }
 }

@@ -149,3 +149,13 @@ pub fn submit_async(dir: &Path, url: &str, id: &str, n: usize) -> Value {
     assert_eq!(job["id"], id);
     job
 }
+
+/// The dead letters `librarian outbox list` prints.
+pub fn dead_letters(dir: &Path) -> Vec<Value> {
+    let output = run(dir, &["outbox", "list"], &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
