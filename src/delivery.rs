@@ -1,5 +1,5 @@
-//! The delivery of the outbox's letters: due letters are taken a few at a time, each sent by
-//! its notifier; a failed attempt is due again after a backoff with jitter, and after
+//! The delivery of the outbox's letters: due letters are taken as attempts end, up to
+//! `outbox.concurrency` under way, each sent by its notifier; a failed attempt is due again after a backoff with jitter, and after
 //! `outbox.max_attempts` (or a final refusal) the letter is a dead letter. Letters that a
 //! process left behind, claimed or held, are taken back here too.
 
@@ -59,38 +59,45 @@ async fn deliver(app: Arc<App>, mut stopped: watch::Receiver<bool>) {
     let outbox = notifications.outbox().clone();
     let concurrency = notifications.config().concurrency.get() as usize;
     let mut housekept = None::<tokio::time::Instant>;
+    // Attempts under way; a slot that frees is filled at once, so that one slow receiver
+    // holds up one slot, not the others.
+    let mut attempts = JoinSet::new();
     while !*stopped.borrow() {
         if housekept.is_none_or(|at| at.elapsed() >= HOUSEKEEPING_EVERY) {
             housekeeping(&app, &outbox).await;
             housekept = Some(tokio::time::Instant::now());
         }
-        let taken = outbox.take_due(concurrency, Utc::now()).await;
-        let batch = match taken {
-            Ok(batch) => batch,
-            Err(error) => {
-                tracing::error!(%error, "the outbox could not be read; trying again in a second");
-                Vec::new()
+        let free = concurrency - attempts.len();
+        if free > 0 {
+            match outbox.take_due(free, Utc::now()).await {
+                Ok(batch) => {
+                    for claimed in batch {
+                        attempts.spawn(attempt(app.clone(), notifications.clone(), claimed));
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the outbox could not be read; trying again in a second")
+                }
             }
-        };
-        if batch.is_empty() {
-            let next = outbox.next_due().await;
-            let until_due = match next {
+        }
+        // Full: wait for a slot. Else nothing more is due now: wait for the next due letter.
+        let room = attempts.len() < concurrency;
+        let until_due = match room {
+            true => match outbox.next_due().await {
                 Ok(Some(due)) => (due - Utc::now()).to_std().unwrap_or_default(),
                 _ => POLL_EVERY,
-            };
-            tokio::select! {
-                _ = notifications.due() => {}
-                _ = tokio::time::sleep(until_due.clamp(AT_LEAST, POLL_EVERY)) => {}
-                _ = stopped.changed() => {}
-            }
-            continue;
+            },
+            false => HOUSEKEEPING_EVERY,
+        };
+        tokio::select! {
+            Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
+            _ = notifications.due(), if room => {}
+            _ = tokio::time::sleep(until_due.clamp(AT_LEAST, POLL_EVERY)) => {}
+            _ = stopped.changed() => {}
         }
-        let mut attempts = JoinSet::new();
-        for claimed in batch {
-            attempts.spawn(attempt(app.clone(), notifications.clone(), claimed));
-        }
-        while attempts.join_next().await.is_some() {}
     }
+    // The attempts under way end (each is bounded by its notifier's timeout).
+    while attempts.join_next().await.is_some() {}
 }
 
 /// Takes back what processes that died left, and measures the outbox.
