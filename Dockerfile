@@ -1,13 +1,17 @@
 # The production image: a release build on Debian, run as an unprivileged user.
-#   docker build -t librarian .        (or --build-arg FEATURES=zxing-cpp for the second engine)
+#   docker build -t librarian .        (or --build-arg FEATURES=ocr,zxing-cpp for the second
+#                                        barcode engine too)
 #   docker run -p 8080:8080 -v librarian-data:/data librarian
 # Configure with LIBRARIAN_* variables (see config/env-only.env) or mount a file and set
 # LIBRARIAN_CONFIG=/etc/librarian/librarian.toml.
 
 FROM rust:1.95-bookworm AS build
-# FEATURES=zxing-cpp adds zxing-cpp as a second barcode engine; its C++ is built with cmake.
-ARG FEATURES=""
-RUN if [ -n "$FEATURES" ]; then apt-get update && apt-get install -y --no-install-recommends cmake; fi
+# The `ocr` extractor links Tesseract, whose bindings are generated with libclang at build time.
+# FEATURES=ocr,zxing-cpp adds zxing-cpp as a second barcode engine; its C++ is built with cmake.
+ARG FEATURES="ocr"
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libtesseract-dev libclang-dev cmake \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # The dist profile: the release build, stripped (no debug line tables of every dependency).
@@ -15,9 +19,10 @@ RUN cargo build --profile dist --locked --bin librarian --features "$FEATURES"
 
 FROM debian:bookworm-slim
 # CA certificates: the S3 client verifies HTTPS endpoints (AWS or any S3-compatible server)
-# against the system's store, which the slim image leaves empty.
+# against the system's store, which the slim image leaves empty. Tesseract's library and its
+# English traineddata for the `ocr` extractor (other languages: tesseract-ocr-<lang>).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ca-certificates \
+    && apt-get install -y --no-install-recommends ca-certificates libtesseract5 tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/*
 RUN useradd --system --uid 10001 --home-dir /data librarian \
     && mkdir -p /data && chown librarian /data

@@ -10,7 +10,7 @@ use librarian_actors::{
     Actor, ActorError, HistoryPage, HistoryQuery, HistoryReader, ImageReader, RecordReader,
 };
 use librarian_model::{
-    Barcode, Facts, ImageFacts, ImageFormat, Labels, MetadataReport, Record, Stored, Violation,
+    Facts, ImageFacts, ImageFormat, Labels, MetadataReport, Record, Stored, Violation,
 };
 use librarian_validators::{Stage, Validator};
 use serde_json::Value;
@@ -120,12 +120,13 @@ pub enum Step {
 }
 
 impl Prepared {
-    /// The facts validators check, with the barcodes read so far.
-    fn facts_with<'a>(&'a self, barcodes: &'a [Barcode]) -> Facts<'a> {
+    /// The facts validators check, with what the extractors found (none yet before them).
+    fn facts_with<'a>(&'a self, extracted: Option<&'a Extracted>) -> Facts<'a> {
         Facts {
             labels: &self.labels,
             image: &self.facts,
-            barcodes,
+            barcodes: extracted.map_or(&[], |e| &e.barcodes),
+            text: extracted.and_then(|e| e.text.as_ref()),
         }
     }
 }
@@ -327,7 +328,7 @@ impl Pipeline {
         }
         self.check(
             &[Stage::Labels, Stage::Header],
-            &prepared.facts_with(&[]),
+            &prepared.facts_with(None),
             id,
         )
         .await?;
@@ -347,7 +348,7 @@ impl Pipeline {
         step(Step::Validate).await;
         self.check(
             &[Stage::Extracted],
-            &prepared.facts_with(&extracted.barcodes),
+            &prepared.facts_with(Some(&extracted)),
             id,
         )
         .await?;
@@ -431,6 +432,7 @@ impl Pipeline {
             labels: prepared.labels,
             image: prepared.facts,
             barcodes: extracted.barcodes,
+            text: extracted.text,
             metadata: prepared.metadata,
             duplicate_of,
             stored: Vec::new(),

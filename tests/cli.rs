@@ -306,6 +306,16 @@ url = "https://example.org/"
 "#,
             "notifiers.../hook: a notifier name may hold only letters",
         ),
+        (
+            r#"
+[pipelines.default]
+extractors = ["text"]
+[extractors.text]
+kind = "ocr"
+psm = 1
+"#,
+            "extractors.text: psm must be one of 3..=13, not 1",
+        ),
     ];
     // The disk-only build has no email notifier to check the address of.
     #[cfg(feature = "email")]
@@ -388,6 +398,28 @@ actors = {actors}
         pipeline(r#"["catalog", "archive"]"#) + mongo_without_photos + s3_without_records;
     let output = check(dir.path(), "together.toml", &together, &[]);
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+/// Only a build with the cargo feature `ocr` reads text; others refuse a config that asks for
+/// it at start, saying how to get a build that has it.
+#[cfg(not(feature = "ocr"))]
+#[test]
+fn a_build_without_ocr_refuses_an_ocr_extractor_and_says_how_to_get_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = r#"
+[pipelines.default]
+extractors = ["text"]
+[extractors.text]
+kind = "ocr"
+"#;
+    let output = check(dir.path(), "ocr.toml", toml, &[]);
+    assert!(!output.status.success(), "refused");
+    let said = stderr(&output);
+    assert!(
+        said.contains("extractors.text: this build of librarian has no `ocr` extractor")
+            && said.contains("--features ocr"),
+        "{said}"
+    );
 }
 
 /// A build without the default features serves disk only; a config that names a `mongo` or

@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use chrono::{TimeZone, Utc};
 use librarian::http::table::ROUTES;
 use librarian_model::{
-    Barcode, BarcodeFormat, ImageFacts, ImageFormat, MetadataReport, Record, Stored,
+    Barcode, BarcodeFormat, ImageFacts, ImageFormat, MetadataReport, PixelBox, Record, Stored,
+    Text, TextLine,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -70,6 +71,19 @@ fn full_record() -> Record {
             conflicting_texts: vec!["0012345678912".into()],
             gs1: true,
         }],
+        text: Some(Text {
+            text: "BEST BEFORE".into(),
+            lines: vec![TextLine {
+                text: "BEST BEFORE".into(),
+                confidence: 91.5,
+                bounds: PixelBox {
+                    x: 10,
+                    y: 20,
+                    w: 300,
+                    h: 40,
+                },
+            }],
+        }),
         metadata: Some(MetadataReport {
             removed: vec!["exif".into()],
             kept: json!({"capture_time": "2026-11-30T11:59:00Z"})
@@ -145,6 +159,7 @@ fn the_record_schema_is_the_record_type() {
     let mut bare = full_record();
     bare.metadata = None;
     bare.duplicate_of = None;
+    bare.text = None;
     bare.barcodes[0].conflicting_texts.clear();
     let bare = serde_json::to_value(bare).unwrap();
     let always: BTreeSet<&str> = bare

@@ -1,5 +1,6 @@
 //! What the image ships, read from the files that make it (no Docker engine here to build it):
-//! a stripped binary, and CA certificates for the S3 client's HTTPS.
+//! a stripped binary with the OCR extractor, CA certificates for the S3 client's HTTPS, and
+//! Tesseract with its English data.
 
 fn file(name: &str) -> String {
     std::fs::read_to_string(format!("{}/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
@@ -27,5 +28,13 @@ fn the_image_ships_the_stripped_dist_build_and_ca_certificates() {
     assert!(
         runtime.contains("install -y --no-install-recommends ca-certificates"),
         "the runtime image can verify HTTPS endpoints"
+    );
+    assert!(
+        dockerfile.contains("ARG FEATURES=\"ocr\"") && build.contains("--features \"$FEATURES\""),
+        "the image reads text"
+    );
+    assert!(
+        runtime.contains("libtesseract5 tesseract-ocr-eng"),
+        "the runtime image has Tesseract and its English data"
     );
 }

@@ -339,6 +339,7 @@ mod tests {
             },
             barcodes: vec![],
             metadata: None,
+            text: None,
             duplicate_of: None,
             stored: vec![],
         }

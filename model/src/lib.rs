@@ -246,6 +246,33 @@ pub struct Barcode {
     pub gs1: bool,
 }
 
+/// The text an OCR extractor read in the image.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Text {
+    /// Every line read, in reading order, one per line of this text.
+    pub text: String,
+    pub lines: Vec<TextLine>,
+}
+
+/// One line of text, with its place in the original image's pixels.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TextLine {
+    pub text: String,
+    /// The engine's confidence in the line's words, 0 to 100 (their mean).
+    pub confidence: f32,
+    #[serde(rename = "box")]
+    pub bounds: PixelBox,
+}
+
+/// A rectangle in an image's pixels, as the `box-inside-image` label check reads one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PixelBox {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
 /// Where an actor put a record.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Stored {
@@ -262,6 +289,9 @@ pub struct Record {
     pub labels: Labels,
     pub image: ImageFacts,
     pub barcodes: Vec<Barcode>,
+    /// The text read in the image, when the pipeline has an `ocr` extractor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<Text>,
     /// What metadata was removed from the stored image, when the pipeline strips it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<MetadataReport>,
@@ -317,12 +347,13 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// Everything a validator may look at. `barcodes` is empty before extraction.
+/// Everything a validator may look at. `barcodes` is empty and `text` none before extraction.
 #[derive(Clone, Copy, Debug)]
 pub struct Facts<'a> {
     pub labels: &'a Labels,
     pub image: &'a ImageFacts,
     pub barcodes: &'a [Barcode],
+    pub text: Option<&'a Text>,
 }
 
 /// One reason a validator rejected a submission.
@@ -452,6 +483,7 @@ mod tests {
                 sha256: "s".into(),
             },
             barcodes: vec![],
+            text: None,
             metadata: None,
             duplicate_of: None,
             stored: vec![],

@@ -66,7 +66,7 @@ fn named_pipeline(app: &App, req: &Request) -> Result<Option<Arc<Pipeline>>, Pro
 
 /// What a submission is answered with: its record, or its job when it was queued.
 enum Answer {
-    Record(Accepted),
+    Record(Box<Accepted>),
     Job(Job),
 }
 
@@ -224,10 +224,12 @@ async fn accept(
     app.metrics.stage(Stage::Read, None, started.elapsed());
     let source = match (incoming?, &queue) {
         (Incoming::Image(submission), None) => {
-            return Ok(Answer::Record(pipeline.submit(submission, id).await?));
+            return Ok(Answer::Record(Box::new(
+                pipeline.submit(submission, id).await?,
+            )));
         }
         (Incoming::Image(submission), Some(_)) => match pipeline.admit(submission, id).await? {
-            Admission::Replayed(accepted) => return Ok(Answer::Record(accepted)),
+            Admission::Replayed(accepted) => return Ok(Answer::Record(Box::new(accepted))),
             Admission::Ready(prepared) => Source::Prepared(prepared),
         },
         // The photo is not here: its job fetches it, and every check waits for it.

@@ -5,6 +5,8 @@ pub mod client;
 pub mod process;
 pub mod receiver;
 pub mod servers;
+#[cfg(feature = "ocr")]
+pub mod text;
 
 #[allow(unused_imports)] // as the helpers below, each test binary uses a part
 pub use client::{Client, json_of, multipart};

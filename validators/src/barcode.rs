@@ -99,6 +99,7 @@ mod tests {
             labels: &labels,
             image: &image,
             barcodes: found,
+            text: None,
         };
         rule.check(&facts).into_iter().map(|f| f.code).collect()
     }

@@ -157,6 +157,7 @@ mod tests {
             labels: &labels,
             image: &image,
             barcodes: &[],
+            text: None,
         };
         let codes: Vec<_> = rule.check(&facts).into_iter().map(|f| f.code).collect();
         assert_eq!(

@@ -132,6 +132,7 @@ mod tests {
             labels: &labels,
             image: &image(10, 10),
             barcodes: &[],
+            text: None,
         });
         let mut paths: Vec<_> = findings.iter().filter_map(|f| f.path.clone()).collect();
         paths.sort();

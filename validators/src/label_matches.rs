@@ -13,6 +13,9 @@ pub enum LabelCheck {
     Gtin,
     /// The label is a box `{x, y, w, h}` in pixels that lies inside the image.
     BoxInsideImage,
+    /// The label's value (a string or a number) appears in the text an `ocr` extractor read,
+    /// ignoring case and spaces: `best_before = "12.05.2027"` against `BEST BEFORE 12.05. 2027`.
+    TextContains,
 }
 
 /// A label must agree with the image facts or the barcodes found; runs after extraction.
@@ -88,6 +91,35 @@ impl LabelMatches {
         ))
     }
 
+    fn check_text(&self, value: &Value, facts: &Facts<'_>) -> Option<Finding> {
+        let wanted = match value {
+            Value::String(s) => s.clone(),
+            Value::Number(n) => n.to_string(),
+            _ => {
+                return Some(self.finding(
+                    "label.not_text",
+                    "the label must be a string or a number to be found in the text".into(),
+                ));
+            }
+        };
+        let folded = |text: &str| -> String {
+            text.chars()
+                .filter(|c| !c.is_whitespace())
+                .flat_map(char::to_lowercase)
+                .collect()
+        };
+        let read = facts.text.map_or("", |t| t.text.as_str());
+        let needle = folded(&wanted);
+        if needle.is_empty() || folded(read).contains(&needle) {
+            return None;
+        }
+        let seen = match read.trim().is_empty() {
+            true => "no text was read in the image".to_owned(),
+            false => "it is not in the text read in the image".to_owned(),
+        };
+        Some(self.finding("label.not_in_text", format!("`{}`: {seen}", wanted.trim())))
+    }
+
     fn check_box(&self, value: &Value, facts: &Facts<'_>) -> Option<Finding> {
         let side = |key: &str| value.get(key).and_then(Value::as_f64);
         let (Some(x), Some(y), Some(w), Some(h)) = (side("x"), side("y"), side("w"), side("h"))
@@ -116,7 +148,7 @@ impl Validator for LabelMatches {
     /// label and header findings, before any pixel is decoded; a GTIN needs the barcodes.
     fn stage(&self) -> Stage {
         match self.config.check {
-            LabelCheck::Gtin => Stage::Extracted,
+            LabelCheck::Gtin | LabelCheck::TextContains => Stage::Extracted,
             LabelCheck::BoxInsideImage => Stage::Header,
         }
     }
@@ -132,6 +164,7 @@ impl Validator for LabelMatches {
             Some(value) => match self.config.check {
                 LabelCheck::Gtin => self.check_gtin(value, facts),
                 LabelCheck::BoxInsideImage => self.check_box(value, facts),
+                LabelCheck::TextContains => self.check_text(value, facts),
             },
         };
         finding.into_iter().collect()
@@ -162,6 +195,7 @@ mod tests {
             labels: &labels,
             image: &image,
             barcodes: codes,
+            text: None,
         };
         rule.check(&facts).into_iter().map(|f| f.code).collect()
     }
@@ -187,6 +221,44 @@ mod tests {
             run(LabelCheck::Gtin, json!("abc"), &ean),
             ["label.not_a_gtin"]
         );
+    }
+
+    /// The codes of a `text-contains` check of `label_json` against `read`.
+    fn contains(label_json: Value, read: Option<&str>) -> Vec<String> {
+        let rule = LabelMatches::new(LabelMatchesConfig {
+            label: "best_before".into(),
+            check: LabelCheck::TextContains,
+            required: true,
+        })
+        .unwrap();
+        let labels = labels(json!({ "best_before": label_json }));
+        let text = read.map(|t| librarian_model::Text {
+            text: t.into(),
+            lines: Vec::new(),
+        });
+        let image = image(100, 50);
+        let facts = Facts {
+            labels: &labels,
+            image: &image,
+            barcodes: &[],
+            text: text.as_ref(),
+        };
+        rule.check(&facts).into_iter().map(|f| f.code).collect()
+    }
+
+    #[test]
+    fn a_text_label_must_appear_in_the_text_read_ignoring_case_and_spaces() {
+        let read = Some("Best Before\n12.05. 2027  LOT A4");
+        assert!(contains(json!("12.05.2027"), read).is_empty());
+        assert!(contains(json!("lot a4"), read).is_empty());
+        assert!(
+            contains(json!(2027), read).is_empty(),
+            "a number as its text"
+        );
+        assert_eq!(contains(json!("13.05.2027"), read), ["label.not_in_text"]);
+        assert_eq!(contains(json!("12.05.2027"), None), ["label.not_in_text"]);
+        assert_eq!(contains(json!(["12"]), read), ["label.not_text"]);
+        assert_eq!(contains(json!(null), read), ["label.missing"]);
     }
 
     #[test]
@@ -228,6 +300,7 @@ mod tests {
                 labels: &labels,
                 image: &image,
                 barcodes: &[],
+                text: None,
             })
             .into_iter()
             .map(|f| f.code)

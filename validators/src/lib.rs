@@ -8,6 +8,7 @@ mod barcode;
 mod image;
 mod json_schema;
 mod label_matches;
+mod text;
 
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ pub use crate::barcode::BarcodeRuleConfig;
 pub use crate::image::ImageRuleConfig;
 pub use crate::json_schema::JsonSchemaConfig;
 pub use crate::label_matches::{LabelCheck, LabelMatchesConfig};
+pub use crate::text::TextRuleConfig;
 
 /// When a validator can run: the flow runs cheap stages first and decodes pixels only when
 /// every check of the earlier stages passed.
@@ -29,7 +31,7 @@ pub enum Stage {
     Labels,
     /// Needs the image header facts (format, size, bytes), no pixels.
     Header,
-    /// Needs facts the extractors derived (barcodes).
+    /// Needs facts the extractors derived (barcodes, text).
     Extracted,
 }
 
@@ -66,8 +68,10 @@ pub enum ValidatorConfig {
     Image(ImageRuleConfig),
     /// Rules on the barcodes found in the image.
     Barcode(BarcodeRuleConfig),
-    /// A label must agree with the image facts or the barcodes found.
+    /// A label must agree with the image facts, the barcodes found or the text read.
     LabelMatches(LabelMatchesConfig),
+    /// Rules on the text an `ocr` extractor read.
+    Text(TextRuleConfig),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +103,7 @@ pub fn build(config: &ValidatorConfig, base_dir: &Path) -> Result<Box<dyn Valida
         ValidatorConfig::Image(c) => Box::new(image::ImageRule::new(c.clone())?),
         ValidatorConfig::Barcode(c) => Box::new(barcode::BarcodeRule::new(c.clone())?),
         ValidatorConfig::LabelMatches(c) => Box::new(label_matches::LabelMatches::new(c.clone())?),
+        ValidatorConfig::Text(c) => Box::new(text::TextRule::new(c.clone())?),
     })
 }
 
