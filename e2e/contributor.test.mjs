@@ -114,6 +114,43 @@ after(async () => {
   await browser?.close();
 });
 
+test('the lines of text an ocr extractor read are outlined on the photo and listed', async () => {
+  // The server side of OCR is tested in Rust (tests/ocr.rs); here the real answer gets the
+  // `text` an ocr pipeline adds, so that the page's drawing of it is what is tested.
+  const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+  const text = {
+    text: 'BEST BEFORE\n12.05.2027 <b>LOT</b>',
+    lines: [
+      { text: 'BEST BEFORE', confidence: 96.2, box: { x: 10, y: 20, w: 200, h: 30 } },
+      { text: '12.05.2027 <b>LOT</b>', confidence: 88.6, box: { x: 10, y: 60, w: 260, h: 30 } },
+    ],
+  };
+  await page.route('**/api/v1/pipelines/products/submissions/*', async (route) => {
+    const response = await route.fetch();
+    const record = await response.json();
+    await route.fulfill({ response, json: { ...record, text } });
+  });
+  await page.goto(`${librarian.url}/?pipeline=products`);
+  await page.waitForSelector('body[data-ready=true]');
+  await page.setInputFiles('#photo', { name: 'product.png', mimeType: 'image/png', buffer: await eanPng(page, EAN) });
+  await page.waitForSelector('#preview:not([hidden])');
+  await page.getByLabel('Class').fill('3');
+  await page.getByLabel('GTIN').fill(EAN);
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+  await page.waitForSelector('#result:not([hidden])');
+  const boxes = page.locator('#overlay rect.text-line');
+  assert.equal(await boxes.count(), 2, 'a box per line');
+  assert.deepEqual(
+    await boxes.evaluateAll((rects) => rects.map((r) => ['x', 'y', 'width', 'height'].map((a) => r.getAttribute(a)).join(' '))),
+    ['10 20 200 30', '10 60 260 30'],
+    'each at its place in the photo',
+  );
+  assert.deepEqual(await page.locator('q.text-line').allTextContents(), ['BEST BEFORE', '12.05.2027 <b>LOT</b>'], 'read text is shown as text, never as markup');
+  assert.equal(await page.locator('#codes b').count(), 0);
+  await page.screenshot({ path: join(screenshots, 'text-lines.png'), fullPage: true });
+  await page.close();
+});
+
 test('a person sends a product photo and sees its barcode, its id and where it was stored', async () => {
   for (const [name, viewport] of [['desktop', { width: 1200, height: 900 }], ['phone', { width: 360, height: 740 }]]) {
     const page = await browser.newPage({ viewport });

@@ -406,6 +406,22 @@ function showResult(record) {
     list.append(el('li', {}, el('code', { class: 'barcode-text', text: code.text }), ` ${code.format.replace(/_/g, '-')} (${code.kind})`));
   }
   if (!record.barcodes.length) list.append(el('li', { text: 'No barcode was found in this photo.' }));
+  // Lines of text an ocr extractor read: a dashed box each, and the line in the list.
+  for (const line of (record.text && record.text.lines) || []) {
+    const box = document.createElementNS(ns, 'rect');
+    const { x, y, w, h } = line.box;
+    box.setAttribute('x', x);
+    box.setAttribute('y', y);
+    box.setAttribute('width', w);
+    box.setAttribute('height', h);
+    box.setAttribute('fill', 'none');
+    box.setAttribute('stroke', '#2962ff');
+    box.setAttribute('stroke-width', stroke / 2);
+    box.setAttribute('stroke-dasharray', `${stroke * 2} ${stroke}`);
+    box.setAttribute('class', 'text-line');
+    svg.append(box);
+    list.append(el('li', {}, el('q', { class: 'text-line', text: line.text }), ` text (${Math.round(line.confidence)}% sure)`));
+  }
   $('record-id').textContent = record.id;
   $('stored').textContent = record.stored.map((s) => `${s.actor}: ${s.location}`).join('; ');
   $('result').scrollIntoView({ behavior: 'smooth' });
