@@ -2,7 +2,7 @@
 //! drives it with concurrent clients sending JSON PUTs of a base64 photo, and prints
 //! throughput, latency percentiles, status counts and the server's peak memory.
 //!
-//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--requests N] [--payload crop|phone|both|bombs] [--async] [--amqp URL --state MONGODB_URI [--worker-processes 2]] [--s3 ENDPOINT [--s3-bucket submissions]] [--webhook-ms 100]`
+//! `[BENCH_LIBRARIAN_BIN=path] cargo bench --bench load -- [--clients 8] [--seconds 20] [--requests N] [--payload crop|phone|both|bombs] [--async] [--amqp URL --state MONGODB_URI [--worker-processes 2]] [--s3 ENDPOINT [--s3-bucket submissions]] [--webhook-ms 100] [--ocr]`
 //!
 //! `--async` sends every photo with `Prefer: respond-async`: the latencies are those of the
 //! 202s while the server's workers are saturated, and the run waits until the queue is empty
@@ -18,6 +18,9 @@
 //! `--webhook-ms` tells a webhook notifier of every stored record, against a receiver in this
 //! process that takes that long to answer each call; after the run it waits until every
 //! record's event arrived and prints the delivery rate.
+//!
+//! `--ocr` adds an `ocr` extractor to the default pipeline (a binary built with
+//! `--features ocr`; alone, not with `--s3` or `--webhook-ms`).
 //!
 //! `--s3` stores each record in that S3 endpoint's bucket too (path style, credentials from
 //! the standard AWS environment variables), after the disk copy that the bench counts.
@@ -321,6 +324,10 @@ fn main() {
         config += &format!(
             "[pipelines.default]\nnotify = [\"hook\"]\n[notifiers.hook]\nkind = \"webhook\"\nurl = \"{url}\"\n"
         );
+    }
+    if std::env::args().any(|a| a == "--ocr") {
+        assert!(s3.is_empty() && hook.is_none(), "--ocr goes alone");
+        config += "[pipelines.default]\nextractors = [\"barcode\", \"text\"]\n[extractors.text]\nkind = \"ocr\"\n";
     }
     if !config.is_empty() {
         std::fs::write(dir.path().join("librarian.toml"), config).unwrap();
