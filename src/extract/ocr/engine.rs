@@ -12,18 +12,12 @@ use super::tsv::{EngineLine, lines};
 use crate::extract::{BuildError, Extracted, Extractor};
 use crate::imaging::{ImageError, Pixels};
 
-/// An engine owned by one read at a time.
-struct Engine(Tesseract);
-
-// Tesseract's TessBaseAPI keeps no thread-local state: an instance may move between threads
-// as long as one thread at a time uses it, which the pool of idle engines guarantees.
-unsafe impl Send for Engine {}
-
 pub struct OcrExtractor {
     config: OcrExtractorConfig,
     /// Tesseract's name of the languages together: `eng+deu`.
     languages: String,
-    idle: Mutex<Vec<Engine>>,
+    /// Engines not reading now; a read takes one (or starts one) and gives it back.
+    idle: Mutex<Vec<Tesseract>>,
 }
 
 impl OcrExtractor {
@@ -43,7 +37,7 @@ impl OcrExtractor {
         Ok(extractor)
     }
 
-    fn start(&self) -> Result<Engine, String> {
+    fn start(&self) -> Result<Tesseract, String> {
         let tessdata = match &self.config.tessdata {
             Some(dir) => Some(
                 dir.to_str()
@@ -59,37 +53,40 @@ impl OcrExtractor {
                 self.languages
             )
         })?;
+        // Tesseract prints its diagnostics ("Empty page!!") to standard error, between the
+        // service's structured log lines; what matters of them is logged here instead.
+        engine = engine
+            .set_variable("debug_file", "/dev/null")
+            .map_err(|e| format!("debug_file: {e}"))?;
         if let Some(allowed) = &self.config.allow_chars {
             engine = engine
                 .set_variable("tessedit_char_whitelist", allowed)
                 .map_err(|e| format!("allow_chars: {e}"))?;
         }
         engine.set_page_seg_mode(page_seg_mode(self.config.psm));
-        Ok(Engine(engine))
+        Ok(engine)
     }
 
-    fn take(&self) -> Result<Engine, String> {
+    fn take(&self) -> Result<Tesseract, String> {
         let idle = self.idle.lock().expect("not poisoned").pop();
         idle.map_or_else(|| self.start(), Ok)
     }
 
-    fn give_back(&self, engine: Engine) {
+    fn give_back(&self, engine: Tesseract) {
         self.idle.lock().expect("not poisoned").push(engine);
     }
 
     /// The lines of a gray image, in its pixels; the engine comes back when the read worked.
-    fn read(&self, engine: Engine, image: &image::GrayImage) -> Result<Vec<EngineLine>, String> {
+    fn read(&self, engine: Tesseract, image: &image::GrayImage) -> Result<Vec<EngineLine>, String> {
         let (width, height) = image.dimensions();
         let side = |n: u32| i32::try_from(n).map_err(|_| "the image is too large".to_owned());
-        let engine = engine
-            .0
+        let mut engine = engine
             .set_frame(image.as_raw(), side(width)?, side(height)?, 1, side(width)?)
             .map_err(|e| e.to_string())?
             .set_source_resolution(self.config.dpi as i32)
             .recognize()
             .map_err(|e| e.to_string())?;
-        let mut engine = Engine(engine);
-        let tsv = engine.0.get_tsv_text(0).map_err(|e| e.to_string())?;
+        let tsv = engine.get_tsv_text(0).map_err(|e| e.to_string())?;
         self.give_back(engine);
         Ok(lines(&tsv))
     }
