@@ -1,67 +1,96 @@
-//! Detection rate and speed of the barcode extractor on a corpus manifest, side by side with
-//! zxing-cpp when a Python with it is given, and on phone-sized photos made from the corpus.
+//! Detection rate, false reads and speed of the barcode extractor, side by side with zxing-cpp
+//! when a Python with it is given: on a corpus manifest, on phone-sized photos made from it, and
+//! on generated photos (`generate.rs`), per format and per family.
 //!
 //! `cargo bench --bench corpus -- [--zxing-cpp PYTHON] [--phone DIR] [--phone-every 4]
-//! [--misses] PATH/manifest.tsv` (scripts/bench-barcodes runs it with everything).
+//! [--generated DIR:SEED:COUNT]... [--save DIR | --baseline DIR] [--misses] [PATH/manifest.tsv]`
+//! (scripts/bench-barcodes runs it for both builds, the default build's reads saved and shown
+//! beside the feature build's).
 //!
 //! Each image is timed from its bytes to its barcodes (header probe, decode, extraction), as
 //! the service does it, on one thread; zxing-cpp likewise from bytes (Pillow) to barcodes.
 
+// The other benches' argument helper goes unused here: this one parses with clap.
+#[allow(dead_code)]
 #[path = "../support/mod.rs"]
 mod support;
 
+mod generate;
 mod manifest;
 mod phone;
 mod reference;
+mod report;
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use clap::Parser;
 use librarian::extract::analyze_now;
 use librarian::extract::{BarcodeExtractor, BarcodeExtractorConfig, Extractor};
 use librarian::imaging::{DECODE_PIXEL_LIMIT, probe};
-use librarian_model::{Barcode, normalize_gtin};
 use manifest::Case;
-use support::{arg, percentile};
+use report::Column;
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser)]
+struct Args {
+    /// A corpus manifest (`path`, `format`, `expected`, tab-separated).
+    manifest: Option<PathBuf>,
+    /// A Python with the `zxing-cpp` and `pillow` packages: zxing-cpp reads every set too.
+    #[arg(long)]
+    zxing_cpp: Option<String>,
+    /// Folder of the phone-sized photos made from the corpus (made the first time).
+    #[arg(long)]
+    phone: Option<PathBuf>,
+    /// Which corpus images the phone photos are made from: every n-th.
+    #[arg(long, default_value_t = 4)]
+    phone_every: usize,
+    /// A generated set, `DIR:SEED:COUNT` (drawn into DIR the first time); repeatable.
+    #[arg(long, value_parser = GeneratedSet::parse)]
+    generated: Vec<GeneratedSet>,
+    /// Writes this build's reads of each set into DIR, for `--baseline`.
+    #[arg(long, conflicts_with = "baseline")]
+    save: Option<PathBuf>,
+    /// Shows the reads another build saved into DIR (`--save`) beside this build's.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// Lists the photos this build missed or read a false code in.
+    #[arg(long)]
+    misses: bool,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
+}
+
+#[derive(Clone)]
+struct GeneratedSet {
+    dir: PathBuf,
+    seed: u64,
+    count: usize,
+}
+
+impl GeneratedSet {
+    fn parse(text: &str) -> Result<Self, String> {
+        let mut parts = text.rsplitn(3, ':');
+        let (count, seed, dir) = (parts.next(), parts.next(), parts.next());
+        let (Some(count), Some(seed), Some(dir)) = (count, seed, dir) else {
+            return Err("expected DIR:SEED:COUNT".to_owned());
+        };
+        Ok(Self {
+            dir: dir.into(),
+            seed: seed.parse().map_err(|e| format!("seed: {e}"))?,
+            count: count.parse().map_err(|e| format!("count: {e}"))?,
+        })
+    }
+}
 
 /// What one reader made of one image.
+#[derive(Serialize, Deserialize)]
 pub struct Read {
     pub ms: f64,
     /// (format, text) of every code read.
     pub codes: Vec<(String, String)>,
-}
-
-/// zxing prints UPC-A as 12 digits and UPC-E as 8; a reader may report the same symbols as
-/// EAN-13 (a leading zero) or UPC-E expanded. Product codes are compared as GTINs.
-fn same_read(case: &Case, format: &str, text: &str) -> bool {
-    let gtin = |format: &str, text: &str| {
-        let code = format.parse().ok().map(|format| Barcode {
-            text: text.to_owned(),
-            format,
-            kind: String::new(),
-            points: Vec::new(),
-            conflicting_texts: Vec::new(),
-            gs1: false,
-        });
-        code.and_then(|c| c.gtin())
-            .or_else(|| normalize_gtin(text).filter(|_| format.starts_with("UPC")))
-    };
-    text == case.expected
-        || gtin(&case.format, &case.expected).is_some_and(|g| Some(g) == gtin(format, text))
-}
-
-fn found(case: &Case, read: &Read) -> bool {
-    read.codes
-        .iter()
-        .any(|(format, text)| same_read(case, format, text))
-}
-
-/// Another code read where the expected one was not: a misread, or a false code of another
-/// format (a UPC-E in the left half of an EAN-13). Each corpus image holds one code.
-fn wrong(case: &Case, read: &Read) -> bool {
-    !found(case, read) && !read.codes.is_empty()
 }
 
 fn librarian(extractor: &Arc<dyn Extractor>, case: &Case) -> Read {
@@ -93,171 +122,121 @@ fn librarian(extractor: &Arc<dyn Extractor>, case: &Case) -> Read {
     Read { ms, codes }
 }
 
-#[derive(Default)]
-struct Tally {
-    images: usize,
-    found: usize,
-    wrong: usize,
-    ms: Vec<f64>,
-}
+/// This build's name in the tables.
+const BUILD: &str = if cfg!(feature = "zxing-cpp") {
+    "zxing-cpp feature"
+} else {
+    "default"
+};
 
-impl Tally {
-    fn add(&mut self, case: &Case, read: &Read) {
-        self.images += 1;
-        self.found += usize::from(found(case, read));
-        self.wrong += usize::from(wrong(case, read));
-        self.ms.push(read.ms);
-    }
-    fn merge(&mut self, other: &Tally) {
-        self.images += other.images;
-        self.found += other.found;
-        self.wrong += other.wrong;
-        self.ms.extend(&other.ms);
-    }
-    fn rate(&self) -> f64 {
-        100.0 * self.found as f64 / self.images.max(1) as f64
-    }
-    fn times(&mut self) -> (f64, f64) {
-        self.ms.sort_by(f64::total_cmp);
-        (percentile(&self.ms, 0.5), percentile(&self.ms, 0.9))
-    }
-}
-
-fn table(title: &str, cases: &[Case], ours: &[Read], theirs: Option<&[Read]>) {
-    let mut tallies: BTreeMap<&str, (Tally, Tally)> = BTreeMap::new();
-    for (i, case) in cases.iter().enumerate() {
-        let (mine, reference) = tallies.entry(&case.format).or_default();
-        mine.add(case, &ours[i]);
-        if let Some(theirs) = theirs {
-            reference.add(case, &theirs[i]);
-        }
-    }
-    let mut all = (Tally::default(), Tally::default());
-    for (mine, reference) in tallies.values() {
-        all.0.merge(mine);
-        all.1.merge(reference);
-    }
-    println!("\n### {title}\n");
-    if theirs.is_some() {
-        println!(
-            "| format | images | found librarian | found zxing-cpp | wrong librarian | wrong zxing-cpp | median ms librarian | median ms zxing-cpp | median ratio | p90 ms librarian | p90 ms zxing-cpp |"
-        );
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-    } else {
-        println!("| format | images | found | rate | wrong | median ms | p90 ms |");
-        println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-    }
-    let rows = tallies
-        .iter_mut()
-        .map(|(f, t)| (f.to_string(), t))
-        .chain([("**all**".to_string(), &mut all)]);
-    for (format, (mine, reference)) in rows {
-        let (median, p90) = mine.times();
-        if theirs.is_some() {
-            let (their_median, their_p90) = reference.times();
-            println!(
-                "| {format} | {} | {} ({:.1}%) | {} ({:.1}%) | {} | {} | {median:.1} | {their_median:.1} | {:.2} | {p90:.1} | {their_p90:.1} |",
-                mine.images,
-                mine.found,
-                mine.rate(),
-                reference.found,
-                reference.rate(),
-                mine.wrong,
-                reference.wrong,
-                median / their_median.max(0.001)
-            );
-        } else {
-            println!(
-                "| {format} | {} | {} | {:.1}% | {} | {median:.1} | {p90:.1} |",
-                mine.images,
-                mine.found,
-                mine.rate(),
-                mine.wrong
-            );
-        }
-    }
-}
-
-fn misses(cases: &[Case], ours: &[Read], theirs: &[Read]) {
-    for (i, case) in cases.iter().enumerate() {
-        if wrong(case, &ours[i]) {
-            eprintln!(
-                "wrong: {} {} {:?}",
-                case.format,
-                case.path.display(),
-                ours[i].codes
-            );
-        }
-        if !found(case, &ours[i]) {
-            let by = if found(case, &theirs[i]) {
-                "zxing-cpp read it"
-            } else {
-                "zxing-cpp too"
-            };
-            eprintln!(
-                "missed ({by}): {} {} {:?}",
-                case.format,
-                case.path.display(),
-                ours[i].codes
-            );
-        }
-    }
-}
-
-fn run(title: &str, cases: &[Case], python: Option<&str>) {
+/// Reads `cases` with this build (and zxing-cpp), saves or loads the other build's reads
+/// under `slug`, and prints the table.
+fn run(args: &Args, title: &str, slug: &str, cases: &[Case]) {
     let extractor: Arc<dyn Extractor> = Arc::new(
         BarcodeExtractor::new(&BarcodeExtractorConfig::default()).expect("default extractor"),
     );
-    let ours: Vec<Read> = cases.iter().map(|c| librarian(&extractor, c)).collect();
-    let theirs = python.map(|p| reference::run(p, cases));
-    if std::env::args().any(|a| a == "--misses") {
-        misses(cases, &ours, theirs.as_deref().unwrap_or(&ours));
+    // Two photos at a time (the machine's cores), each timed on its own thread.
+    let ours: Vec<Read> = std::thread::scope(|scope| {
+        let workers: Vec<_> = cases
+            .chunks(cases.len().div_ceil(2).max(1))
+            .map(|part| {
+                let extractor = &extractor;
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|c| librarian(extractor, c))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("reader thread"))
+            .collect()
+    });
+    if let Some(dir) = &args.save {
+        save(&dir.join(format!("{slug}.jsonl")), &ours);
     }
-    let build = if cfg!(feature = "zxing-cpp") {
-        "build with the zxing-cpp feature (rxing, then zxing-cpp)"
-    } else {
-        "default build (rxing)"
-    };
-    table(
-        &format!("{title}, {build}"),
-        cases,
-        &ours,
-        theirs.as_deref(),
+    let baseline = args
+        .baseline
+        .as_ref()
+        .map(|dir| load(&dir.join(format!("{slug}.jsonl")), cases.len()));
+    let theirs = args.zxing_cpp.as_deref().map(|p| reference::run(p, cases));
+    let mut columns = Vec::new();
+    if let Some(reads) = &baseline {
+        columns.push(Column {
+            name: "default",
+            reads,
+        });
+    }
+    columns.push(Column {
+        name: BUILD,
+        reads: &ours,
+    });
+    if let Some(reads) = &theirs {
+        columns.push(Column {
+            name: "zxing-cpp",
+            reads,
+        });
+    }
+    if args.misses {
+        report::misses(cases, &columns[baseline.is_some() as usize..]);
+    }
+    report::table(title, cases, &columns);
+}
+
+fn save(path: &Path, reads: &[Read]) {
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).expect("save folder");
+    let lines: String = reads
+        .iter()
+        .map(|r| serde_json::to_string(r).expect("a read as JSON") + "\n")
+        .collect();
+    std::fs::write(path, lines).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+}
+
+fn load(path: &Path, count: usize) -> Vec<Read> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let reads: Vec<Read> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a saved read"))
+        .collect();
+    assert_eq!(
+        reads.len(),
+        count,
+        "{}: one saved read per image",
+        path.display()
     );
+    reads
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(manifest) = args
-        .iter()
-        .enumerate()
-        .find(|(i, a)| {
-            !a.starts_with("--")
-                && (*i == 0
-                    || !["--zxing-cpp", "--phone", "--phone-every"].contains(&args[i - 1].as_str()))
-        })
-        .map(|(_, a)| a.clone())
-    else {
-        eprintln!(
-            "usage: cargo bench --bench corpus -- [--zxing-cpp PYTHON] [--phone DIR] [--phone-every N] [--misses] PATH/manifest.tsv"
-        );
-        std::process::exit(2);
-    };
-    let python = std::env::args()
-        .any(|a| a == "--zxing-cpp")
-        .then(|| arg("--zxing-cpp", ""));
-    let cases = manifest::read(Path::new(&manifest));
-    run(&format!("Corpus: {manifest}"), &cases, python.as_deref());
-    if std::env::args().any(|a| a == "--phone") {
-        let every: usize = arg("--phone-every", "4")
-            .parse()
-            .expect("--phone-every is a number");
-        let dir = arg("--phone", "");
-        let photos = phone::photos(&cases, Path::new(&dir), every);
+    let args = Args::parse();
+    if let Some(manifest) = &args.manifest {
+        let cases = manifest::read(manifest);
         run(
-            &format!("Phone photos (4000 x 3000 JPEG): {dir}"),
-            &photos,
-            python.as_deref(),
+            &args,
+            &format!("Corpus: {}", manifest.display()),
+            "corpus",
+            &cases,
+        );
+        if let Some(dir) = &args.phone {
+            let photos = phone::photos(&cases, dir, args.phone_every);
+            let title = format!("Phone photos (4000 x 3000 JPEG): {}", dir.display());
+            run(&args, &title, "phone", &photos);
+        }
+    }
+    for set in &args.generated {
+        let cases = generate::set(&set.dir, set.seed, set.count);
+        let title = format!(
+            "Generated photos, seed {} ({} photos): {}",
+            set.seed,
+            set.count,
+            set.dir.display()
+        );
+        run(
+            &args,
+            &title,
+            &format!("generated-{}-{}", set.seed, set.count),
+            &cases,
         );
     }
 }

@@ -1,12 +1,19 @@
 //! The corpus manifest: tab-separated with a header, `path` (relative to the manifest's
-//! folder), `format` (ZXing name) and `expected` (escaped: `\\`, `\t`, `\n`, `\r`, `\xHH`).
+//! folder), `format` (ZXing name, or `NONE` for a photo without a code) and `expected`
+//! (escaped: `\\`, `\t`, `\n`, `\r`, `\xHH`); optionally `other_format` and `other_expected`,
+//! a second code in the photo, which a reader may report without it counting as false.
 
 use std::path::{Path, PathBuf};
+
+/// The format of a photo that holds no code.
+pub const NO_CODE: &str = "NONE";
 
 pub struct Case {
     pub path: PathBuf,
     pub format: String,
     pub expected: String,
+    /// Another code in the photo: (format, text).
+    pub other: Option<(String, String)>,
 }
 
 pub fn read(manifest: &Path) -> Vec<Case> {
@@ -17,13 +24,16 @@ pub fn read(manifest: &Path) -> Vec<Case> {
         .skip(1)
         .filter(|line| !line.is_empty())
         .map(|line| {
-            let mut columns = line.splitn(3, '\t');
+            let mut columns = line.split('\t');
             let mut next = || columns.next().unwrap_or_default().to_owned();
             let (path, format, expected) = (next(), next(), next());
+            let (other_format, other_expected) = (next(), next());
             Case {
                 path: base.join(path),
                 format,
                 expected: unescape(&expected),
+                other: (!other_format.is_empty())
+                    .then(|| (other_format, unescape(&other_expected))),
             }
         })
         .collect()
@@ -31,10 +41,16 @@ pub fn read(manifest: &Path) -> Vec<Case> {
 
 /// Writes `cases` as a manifest whose paths are file names in `dir`.
 pub fn write(dir: &Path, cases: &[Case]) {
-    let mut text = String::from("path\tformat\texpected\n");
+    let mut text = String::from("path\tformat\texpected\tother_format\tother_expected\n");
     for case in cases {
         let name = case.path.file_name().unwrap_or_default().to_string_lossy();
-        text += &format!("{name}\t{}\t{}\n", case.format, escape(&case.expected));
+        let (other_format, other_expected) = case.other.clone().unwrap_or_default();
+        text += &format!(
+            "{name}\t{}\t{}\t{other_format}\t{}\n",
+            case.format,
+            escape(&case.expected),
+            escape(&other_expected)
+        );
     }
     let manifest = dir.join("manifest.tsv");
     std::fs::write(&manifest, text).unwrap_or_else(|e| panic!("{}: {e}", manifest.display()));

@@ -98,5 +98,6 @@ fn photo(index: usize, case: &Case, dir: &Path) -> Case {
         path,
         format: case.format.clone(),
         expected: case.expected.clone(),
+        other: case.other.clone(),
     }
 }
