@@ -551,3 +551,94 @@ fn images_without_a_product_code_never_report_one() {
         assert!(false_reads.is_empty(), "{name}: {false_reads:?}");
     }
 }
+
+#[test]
+fn gs1_code_128_keeps_its_fnc1_separators_and_is_flagged() {
+    // rxing's Code 128 writer takes `ñ` for FNC1: first position (GS1), then a separator.
+    let written = "\u{f1}10ABC123\u{f1}0108903819987659";
+    let found = read(&symbol(BarcodeFormat::CODE_128, written, 640, 160));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(
+        (found[0].text.as_str(), found[0].gs1),
+        ("10ABC123\u{1d}0108903819987659", true)
+    );
+}
+
+#[test]
+fn utf8_text_is_read_as_written_with_or_without_an_eci() {
+    // rxing writes an ECI into QR, Aztec and PDF417, none into DataMatrix (UTF-8 bytes alone).
+    let text = "Grüße aus Köln, 東京 ½";
+    for (format, width, height) in [
+        (BarcodeFormat::QR_CODE, 240, 240),
+        (BarcodeFormat::DATA_MATRIX, 240, 240),
+        (BarcodeFormat::AZTEC, 240, 240),
+        (BarcodeFormat::PDF_417, 600, 240),
+    ] {
+        let hints = EncodeHints::default()
+            .with(EncodeHintValue::CharacterSet("UTF-8".to_owned()))
+            .with(EncodeHintValue::DataMatrixCompact(true));
+        let found = read(&symbol_with(format, text, width, height, &hints));
+        let read: Vec<&str> = found.iter().map(|b| b.text.as_str()).collect();
+        assert_eq!(read, [text], "{format}");
+    }
+}
+
+/// A QR Code holding `text` as part `index` (from 0) of `total` of a structured-append
+/// sequence with this parity byte. rxing's writer makes no such symbol, so its encoder's
+/// steps are run by hand: the sequence header before the data.
+fn qr_in_sequence(text: &str, index: usize, total: usize, parity: usize) -> GrayImage {
+    use rxing::common::BitArray;
+    use rxing::common::cpp_essentials::ByteMatrix;
+    use rxing::qrcode::common::{ErrorCorrectionLevel, Mode, Version};
+    use rxing::qrcode::encoder::{matrix_util, qrcode_encoder as encoder};
+    let version = Version::getVersionForNumber(4).unwrap();
+    let level = ErrorCorrectionLevel::M;
+    let mut bits = BitArray::new();
+    encoder::appendModeInfo(Mode::STRUCTURED_APPEND, &mut bits).unwrap();
+    for (value, width) in [(index, 4), (total - 1, 4), (parity, 8)] {
+        bits.appendBits(value, width).unwrap();
+    }
+    encoder::appendModeInfo(Mode::BYTE, &mut bits).unwrap();
+    encoder::appendLengthInfo(text.len() as u32, version, Mode::BYTE, &mut bits).unwrap();
+    for byte in text.bytes() {
+        bits.appendBits(usize::from(byte), 8).unwrap();
+    }
+    let blocks = version.getECBlocksForLevel(level);
+    let data_bytes = version.getTotalCodewords() - blocks.getTotalECCodewords();
+    encoder::terminateBits(data_bytes, &mut bits).unwrap();
+    let total_bytes = version.getTotalCodewords();
+    let interleaved =
+        encoder::interleaveWithECBytes(&bits, total_bytes, data_bytes, blocks.getNumBlocks())
+            .unwrap();
+    let side = version.getDimensionForVersion();
+    let mut matrix = ByteMatrix::new(side, side);
+    matrix_util::buildMatrix(&interleaved, &level, version, 2, &mut matrix).unwrap();
+    let (module, quiet) = (6, 4);
+    GrayImage::from_fn(
+        (side + 2 * quiet) * module,
+        (side + 2 * quiet) * module,
+        |x, y| {
+            let (mx, my) = (x / module, y / module);
+            let inside = (quiet..quiet + side).contains(&mx) && (quiet..quiet + side).contains(&my);
+            let dark = inside && matrix.get(mx - quiet, my - quiet) == 1;
+            Luma([if dark { 0 } else { 255 }])
+        },
+    )
+}
+
+#[test]
+fn a_qr_code_in_a_structured_append_sequence_reports_its_place_apart_from_its_text() {
+    let found = read(&qr_in_sequence("second part", 1, 3, 0xa7));
+    assert_eq!(texts(&found), ["QR_CODE second part"]);
+    let place = found[0].sequence.as_ref().expect("a place in the sequence");
+    assert_eq!((place.position, place.total), (2, 3));
+    let json = serde_json::to_value(&found[0]).unwrap();
+    assert_eq!(json["sequence"]["position"], 2);
+    let alone = read(&qr());
+    assert!(alone[0].sequence.is_none(), "{:?}", alone[0].sequence);
+    let json = serde_json::to_value(&alone[0]).unwrap();
+    assert!(
+        json.get("sequence").is_none(),
+        "left out when there is none"
+    );
+}

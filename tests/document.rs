@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use chrono::{TimeZone, Utc};
 use librarian::http::table::ROUTES;
 use librarian_model::{
-    Barcode, BarcodeFormat, ImageFacts, ImageFormat, MetadataReport, PixelBox, Record, Stored,
-    Text, TextLine,
+    Barcode, BarcodeFormat, ImageFacts, ImageFormat, MetadataReport, PixelBox, Record, Sequence,
+    Stored, Text, TextLine,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -70,6 +70,11 @@ fn full_record() -> Record {
             points: vec![[1.0, 2.0], [3.0, 4.0]],
             conflicting_texts: vec!["0012345678912".into()],
             gs1: true,
+            sequence: Some(Sequence {
+                position: 2,
+                total: 3,
+                id: "17".into(),
+            }),
         }],
         text: Some(Text {
             text: "BEST BEFORE".into(),

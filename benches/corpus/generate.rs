@@ -486,13 +486,6 @@ fn content(rng: &mut StdRng, format: BarcodeFormat) -> (String, EncodeHints) {
             }
         }
         _ => {
-            if format == BarcodeFormat::DATA_MATRIX {
-                hints.DataMatrixShape = Some(if rng.random_bool(0.2) {
-                    rxing::datamatrix::encoder::SymbolShapeHint::FORCE_RECTANGLE
-                } else {
-                    rxing::datamatrix::encoder::SymbolShapeHint::FORCE_NONE
-                });
-            }
             let n = match rng.random_range(0..4) {
                 0 => rng.random_range(1..12),
                 1 | 2 => rng.random_range(12..60),
@@ -527,6 +520,10 @@ fn content(rng: &mut StdRng, format: BarcodeFormat) -> (String, EncodeHints) {
             }
         }
     };
+    // A rectangular DataMatrix holds at most 49 codewords (and rxing's writer panics on more).
+    if format == BarcodeFormat::DATA_MATRIX && text.len() <= 30 && rng.random_bool(0.3) {
+        hints.DataMatrixShape = Some(rxing::datamatrix::encoder::SymbolShapeHint::FORCE_RECTANGLE);
+    }
     (text, hints)
 }
 

@@ -20,6 +20,7 @@ fn same_code(format: &str, text: &str, read_format: &str, read_text: &str) -> bo
             points: Vec::new(),
             conflicting_texts: Vec::new(),
             gs1: false,
+            sequence: None,
         });
         code.and_then(|c| c.gtin())
             .or_else(|| normalize_gtin(text).filter(|_| format.starts_with("UPC")))

@@ -244,6 +244,23 @@ pub struct Barcode {
     /// length one ended by a group separator (`\u001d`), never a rendering such as `(01)…`.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gs1: bool,
+    /// Where the symbol stands in a structured-append sequence (a message split over several
+    /// symbols); `text` is this symbol's part only, without the sequence's header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequence: Option<Sequence>,
+}
+
+/// One symbol's place in a structured-append sequence.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sequence {
+    /// This symbol's position, from 1.
+    pub position: u32,
+    /// How many symbols the message has; 0 when the symbol does not say.
+    pub total: u32,
+    /// What tells this sequence from others (QR Code: its parity byte; Aztec: its message
+    /// id), when the symbol has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub id: String,
 }
 
 /// The text an OCR extractor read in the image.
@@ -514,6 +531,7 @@ mod tests {
             points: vec![],
             conflicting_texts: vec![],
             gs1: false,
+            sequence: None,
         }
     }
 

@@ -150,6 +150,7 @@ pub(crate) mod test_support {
             points: vec![[0.0, 0.0], [10.0, 0.0]],
             conflicting_texts: vec![],
             gs1: false,
+            sequence: None,
         }
     }
 }

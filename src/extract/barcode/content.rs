@@ -1,21 +1,25 @@
 //! What a symbol holds, exactly: no reader's rendering of it. Code 39 in full-ASCII mode is
-//! decoded from its shift pairs, and GS1 content (FNC1 in first position) is flagged instead
-//! of being shown as a leading group separator.
+//! decoded from its shift pairs, GS1 content (FNC1 in first position) is flagged instead
+//! of being shown as a leading group separator, and a symbol's place in a structured-append
+//! sequence is reported beside its text.
 
+use librarian_model::Sequence;
 use rxing::{BarcodeFormat, RXingResult, RXingResultMetadataType, RXingResultMetadataValue};
 
 /// The group separator that stands for FNC1 inside GS1 content.
 pub const GS: char = '\u{1d}';
 
-/// The content of a read and whether it is GS1.
+/// The content of a read, whether it is GS1, and its place in a sequence.
 pub struct Content {
     pub text: String,
     pub gs1: bool,
+    pub sequence: Option<Sequence>,
 }
 
 /// The content of an rxing read.
 pub fn of(result: &RXingResult) -> Content {
-    let text = result.getText();
+    let guessed = utf8_read_as_latin1(result.getText());
+    let text = guessed.as_deref().unwrap_or(result.getText());
     let format = *result.getBarcodeFormat();
     let identifier = symbology_identifier(result);
     // `]A4` to `]A7`: the reader decoded full ASCII itself (zxing-cpp does).
@@ -27,6 +31,18 @@ pub fn of(result: &RXingResult) -> Content {
         return Content {
             text: decoded,
             gs1: false,
+            sequence: None,
+        };
+    }
+    // Asked to keep Code 128's separators, rxing writes the first FNC1 as the identifier.
+    if format == BarcodeFormat::CODE_128
+        && identifier == "]C1"
+        && let Some(rest) = text.strip_prefix("]C1")
+    {
+        return Content {
+            text: rest.to_owned(),
+            gs1: true,
+            sequence: None,
         };
     }
     // rxing's Aztec decoder writes the first FNC1, the GS1 flag, as a group separator.
@@ -36,12 +52,57 @@ pub fn of(result: &RXingResult) -> Content {
         return Content {
             text: rest.to_owned(),
             gs1: true,
+            sequence: None,
         };
     }
     Content {
         text: text.to_owned(),
         gs1: is_gs1_identifier(&identifier),
+        sequence: sequence(result),
     }
+}
+
+/// A QR Code's place in a structured-append sequence. rxing's two QR readers fill the same
+/// metadata differently: its port of zxing-cpp (tried first) gives the index from 0 and the
+/// count, -1 and -1 when there is no sequence; its port of ZXing (the fallback) gives the
+/// sequence byte (index in the high half, count - 1 in the low) and the parity byte, and only
+/// for a symbol in a sequence. A count of 2 to 16 above the index is the first reader's.
+fn sequence(result: &RXingResult) -> Option<Sequence> {
+    let metadata = result.getRXingResultMetadata();
+    let Some(RXingResultMetadataValue::StructuredAppendSequence(first)) =
+        metadata.get(&RXingResultMetadataType::STRUCTURED_APPEND_SEQUENCE)
+    else {
+        return None;
+    };
+    let Some(RXingResultMetadataValue::StructuredAppendParity(second)) =
+        metadata.get(&RXingResultMetadataType::STRUCTURED_APPEND_PARITY)
+    else {
+        return None;
+    };
+    let (first, second) = (u32::try_from(*first).ok()?, u32::try_from(*second).ok()?);
+    let place = |position: u32, total: u32, id: String| {
+        (position <= total).then_some(Sequence {
+            position,
+            total,
+            id,
+        })
+    };
+    if (2..=16).contains(&second) && first < second {
+        return place(first + 1, second, String::new());
+    }
+    place((first >> 4) + 1, (first & 0x0f) + 1, second.to_string())
+}
+
+/// Text a writer put in UTF-8 without an ECI saying so, which rxing reads as ISO-8859-1 (the
+/// standards' default): `GrÃ¼Ãe` for `Grüße`. rxing's own writers and zxing-cpp's do this, and
+/// zxing-cpp reads such bytes as UTF-8; so does this, when they are valid UTF-8 with at least
+/// one character beyond ASCII (Latin-1 text almost never is).
+fn utf8_read_as_latin1(text: &str) -> Option<String> {
+    if text.is_ascii() {
+        return None;
+    }
+    let bytes: Option<Vec<u8>> = text.chars().map(|c| u8::try_from(c).ok()).collect();
+    String::from_utf8(bytes?).ok()
 }
 
 fn symbology_identifier(result: &RXingResult) -> String {
@@ -124,6 +185,25 @@ mod tests {
     }
 
     #[test]
+    fn a_gs1_code_128_loses_the_identifier_rxing_writes_into_its_text() {
+        let gs1 = of(&read("]C110ABC\u{1d}01089", BarcodeFormat::CODE_128, "]C1"));
+        assert_eq!((gs1.text.as_str(), gs1.gs1), ("10ABC\u{1d}01089", true));
+        // Not GS1 (no FNC1 first): text that happens to start the same way is kept.
+        let plain = of(&read("]C1X", BarcodeFormat::CODE_128, "]C0"));
+        assert_eq!((plain.text.as_str(), plain.gs1), ("]C1X", false));
+    }
+
+    #[test]
+    fn utf8_without_an_eci_is_read_as_utf8_and_latin1_stays_latin1() {
+        let as_latin1: String = "Grüße 東京".bytes().map(char::from).collect();
+        let text = |t: &str| of(&read(t, BarcodeFormat::DATA_MATRIX, "]d1")).text;
+        assert_eq!(text(&as_latin1), "Grüße 東京");
+        assert_eq!(text("Grüße"), "Grüße", "Latin-1 bytes that are no UTF-8");
+        assert_eq!(text("東京"), "東京", "decoded already by an ECI");
+        assert_eq!(text("plain"), "plain");
+    }
+
+    #[test]
     fn gs1_is_read_from_the_symbology_identifier() {
         for (format, identifier) in [
             (BarcodeFormat::DATA_MATRIX, "]d2"),
@@ -136,6 +216,37 @@ mod tests {
             );
         }
         assert!(!of(&read("0108903819987659", BarcodeFormat::DATA_MATRIX, "]d1")).gs1);
+    }
+
+    fn in_sequence(text: &str, first: i32, second: i32) -> RXingResult {
+        let mut read = read(text, BarcodeFormat::QR_CODE, "]Q1");
+        read.putMetadata(
+            RXingResultMetadataType::STRUCTURED_APPEND_SEQUENCE,
+            RXingResultMetadataValue::StructuredAppendSequence(first),
+        );
+        read.putMetadata(
+            RXingResultMetadataType::STRUCTURED_APPEND_PARITY,
+            RXingResultMetadataValue::StructuredAppendParity(second),
+        );
+        read
+    }
+
+    #[test]
+    fn both_qr_readers_conventions_of_a_sequence_are_understood() {
+        let place = |first, second| {
+            of(&in_sequence("part", first, second))
+                .sequence
+                .map(|s| (s.position, s.total, s.id))
+        };
+        assert_eq!(place(-1, -1), None, "no sequence (zxing-cpp's port)");
+        assert_eq!(place(1, 3), Some((2, 3, String::new())), "index 1 of 3");
+        // ZXing's port: 0x12 is index 1, count 3; 0xa7 the parity byte.
+        assert_eq!(place(0x12, 0xa7), Some((2, 3, "167".to_owned())));
+        assert_eq!(place(0x51, 0xa7), None, "index 5 of 2 is no place");
+        assert_eq!(
+            of(&read("part", BarcodeFormat::QR_CODE, "]Q1")).sequence,
+            None
+        );
     }
 
     #[test]

@@ -174,6 +174,9 @@ impl BarcodeExtractor {
             hints: DecodeHints {
                 AlsoInverted: Some(config.also_inverted),
                 PossibleFormats: Some(formats),
+                // Code 128's separators (FNC1 after the first position) kept as group
+                // separators, as the 2D readers keep them; otherwise rxing drops them.
+                AssumeGs1: Some(true),
                 ..Default::default()
             },
             detect_max_side: config.detect_max_side,
@@ -402,7 +405,16 @@ impl Extractor for BarcodeExtractor {
         #[cfg(feature = "zxing-cpp")]
         if codes.is_empty() {
             let second = self.second_engine.read(pixels.full()?);
-            codes = second.iter().filter_map(|r| to_barcode(r, 1.0)).collect();
+            codes = second
+                .into_iter()
+                .filter_map(|read| {
+                    let code = to_barcode(&read.result, 1.0)?;
+                    Some(Barcode {
+                        sequence: read.sequence,
+                        ..code
+                    })
+                })
+                .collect();
         }
         let mut seen = HashSet::new();
         codes.retain(|c| seen.insert((c.format, c.text.clone())));
@@ -455,6 +467,7 @@ fn to_barcode(result: &RXingResult, scale: f32) -> Option<Barcode> {
     Some(Barcode {
         text: content.text,
         gs1: content.gs1,
+        sequence: content.sequence,
         format: from_rxing(*result.getBarcodeFormat())?,
         kind: kind.to_owned(),
         conflicting_texts: Vec::new(),

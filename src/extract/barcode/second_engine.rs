@@ -5,7 +5,7 @@
 //! zero), UPC-E in 8 digits (zxing-cpp prints it expanded), Codabar without start and stop.
 
 use image::GrayImage;
-use librarian_model::upca_to_upce;
+use librarian_model::{Sequence, upca_to_upce};
 use rxing::{BarcodeFormat, Point, RXingResult};
 use rxing::{RXingResultMetadataType, RXingResultMetadataValue};
 use zxingcpp::{BarcodeFormat as Format, ImageFormat, ImageView, TextMode};
@@ -32,6 +32,25 @@ const FORMATS: [(BarcodeFormat, Format); 17] = [
     (BarcodeFormat::UPC_E, Format::UPCE),
     (BarcodeFormat::MAXICODE, Format::MaxiCode),
 ];
+
+/// One code zxing-cpp read: as rxing would report it, and its place in a structured-append
+/// sequence (which rxing's results have no room for: zxing-cpp reads it from every format
+/// that has one, and names the sequence).
+pub struct Read {
+    pub result: RXingResult,
+    pub sequence: Option<Sequence>,
+}
+
+/// zxing-cpp's sequence index counts from 0 (-1 for none); its size is 0 when unknown.
+fn sequence(found: &zxingcpp::Barcode) -> Option<Sequence> {
+    let position = u32::try_from(found.sequence_index()).ok()? + 1;
+    let total = u32::try_from(found.sequence_size()).unwrap_or(0);
+    Some(Sequence {
+        position,
+        total,
+        id: found.sequence_id(),
+    })
+}
 
 /// How the extractor asks zxing-cpp to read.
 pub struct SecondEngine {
@@ -65,7 +84,7 @@ impl SecondEngine {
 
     /// The codes in `image`, as rxing would report them. zxing-cpp reports its own failures
     /// as errors (it catches its C++ exceptions); those read as nothing found.
-    pub fn read(&self, image: &GrayImage) -> Vec<RXingResult> {
+    pub fn read(&self, image: &GrayImage) -> Vec<Read> {
         let (width, height) = image.dimensions();
         let Ok(view) = ImageView::from_slice(image.as_raw(), width, height, ImageFormat::Lum)
         else {
@@ -85,8 +104,14 @@ impl SecondEngine {
         match reader.from(view) {
             Ok(found) => found
                 .iter()
-                .filter_map(|b| self.as_rxing(b))
-                .filter(on_lines_apart)
+                .filter_map(|b| {
+                    let result = self.as_rxing(b)?;
+                    Some(Read {
+                        result,
+                        sequence: sequence(b),
+                    })
+                })
+                .filter(|read| on_lines_apart(&read.result))
                 .take(wanted)
                 .collect(),
             Err(error) => {
@@ -187,7 +212,7 @@ mod tests {
             let found = engine.read(&symbol(format, text));
             let found: Vec<_> = found
                 .iter()
-                .map(|r| (*r.getBarcodeFormat(), r.getText().to_owned()))
+                .map(|r| (*r.result.getBarcodeFormat(), r.result.getText().to_owned()))
                 .collect();
             let expected = if format == BarcodeFormat::CODABAR {
                 "40156"
@@ -204,8 +229,9 @@ mod tests {
         let ean_only = SecondEngine::new(&[BarcodeFormat::EAN_13], true, true, false);
         let found = ean_only.read(&code);
         assert_eq!(found.len(), 1);
+        let read = &found[0].result;
         assert_eq!(
-            (*found[0].getBarcodeFormat(), found[0].getText()),
+            (*read.getBarcodeFormat(), read.getText()),
             (BarcodeFormat::EAN_13, "0036000291452")
         );
     }
@@ -221,7 +247,7 @@ mod tests {
         let engine = SecondEngine::new(&[BarcodeFormat::DATA_MATRIX], true, false, false);
         let found = engine.read(&framed);
         assert_eq!(found.len(), 1);
-        let read = super::super::content::of(&found[0]);
+        let read = super::super::content::of(&found[0].result);
         assert_eq!((read.text.as_str(), read.gs1), (content, true));
     }
 }
