@@ -30,7 +30,9 @@ NAMES = {
     "UPCA": "UPC_A",
     "UPCE": "UPC_E",
     "DataBar": "RSS_14",
+    "DataBarOmni": "RSS_14",
     "DataBarExpanded": "RSS_EXPANDED",
+    "DataBarExp": "RSS_EXPANDED",
     "MaxiCode": "MAXICODE",
 }
 

@@ -529,11 +529,14 @@ fn no_product_code(seed: u64, count: usize) -> Vec<(String, GrayImage)> {
 
 #[test]
 fn images_without_a_product_code_never_report_one() {
+    // Product codes and GS1 DataBar: what a GTIN check would take for a product.
     let product = [
         librarian_model::BarcodeFormat::Ean13,
         librarian_model::BarcodeFormat::Ean8,
         librarian_model::BarcodeFormat::UpcA,
         librarian_model::BarcodeFormat::UpcE,
+        librarian_model::BarcodeFormat::Rss14,
+        librarian_model::BarcodeFormat::RssExpanded,
     ];
     let every_code = BarcodeExtractorConfig {
         all_codes: true,
@@ -640,5 +643,57 @@ fn a_qr_code_in_a_structured_append_sequence_reports_its_place_apart_from_its_te
     assert!(
         json.get("sequence").is_none(),
         "left out when there is none"
+    );
+}
+
+#[test]
+fn databar_is_read_as_its_gs1_element_strings() {
+    for (fixture, format, content) in [
+        (
+            &include_bytes!("fixtures/databar.png")[..],
+            librarian_model::BarcodeFormat::Rss14,
+            "0109501101530003",
+        ),
+        (
+            &include_bytes!("fixtures/databar-expanded.png")[..],
+            librarian_model::BarcodeFormat::RssExpanded,
+            "0198898765432106320201234515991231",
+        ),
+    ] {
+        let found = read_bytes(&BarcodeExtractorConfig::default(), fixture);
+        assert_eq!(found.len(), 1, "{format}: {found:?}");
+        let code = &found[0];
+        assert_eq!(
+            (code.format, code.text.as_str(), code.gs1),
+            (format, content, true)
+        );
+    }
+}
+
+#[test]
+fn a_databar_read_on_a_single_line_only_is_not_trusted() {
+    let expanded = image::load_from_memory(include_bytes!("fixtures/databar-expanded.png"))
+        .unwrap()
+        .into_luma8();
+    let found = read(&on_one_line_only(&expanded));
+    assert!(found.is_empty(), "{found:?}");
+}
+
+#[test]
+fn code_32_is_read_as_its_pharmacode_only_when_asked() {
+    // The pharmacode 012345676 written as Code 32: Code 39 of its base-32 digits.
+    let code = symbol(BarcodeFormat::CODE_39, "0CSSBD", 420, 160);
+    assert_eq!(texts(&read(&code)), ["CODE_39 0CSSBD"], "off by default");
+    let asked = BarcodeExtractorConfig {
+        code32: true,
+        ..BarcodeExtractorConfig::default()
+    };
+    let found = read_with(&asked, &code);
+    assert_eq!(texts(&found), ["CODE_39 012345676"]);
+    assert_eq!(found[0].kind, "pharmacode");
+    let not_a_pharmacode = symbol(BarcodeFormat::CODE_39, "0CSSBF", 420, 160);
+    assert_eq!(
+        texts(&read_with(&asked, &not_a_pharmacode)),
+        ["CODE_39 0CSSBF"]
     );
 }

@@ -538,13 +538,8 @@ fn expected(format: BarcodeFormat, text: &str) -> String {
 
 /// `digits` followed by their GS1 check digit.
 fn with_check(digits: &str) -> String {
-    let sum: u32 = digits
-        .bytes()
-        .rev()
-        .enumerate()
-        .map(|(i, b)| u32::from(b - b'0') * if i % 2 == 0 { 3 } else { 1 })
-        .sum();
-    format!("{digits}{}", (10 - sum % 10) % 10)
+    let check = librarian_model::gs1_check_digit(digits).expect("digits");
+    format!("{digits}{check}")
 }
 
 /// A UPC-E: a UPC-A that zero-suppression compresses, written in its 8 digits.

@@ -418,6 +418,19 @@ impl Barcode {
     }
 }
 
+/// The GS1 check digit of `body` (the digits before it: weights 3 and 1 from the right);
+/// None when `body` is not all digits.
+pub fn gs1_check_digit(body: &str) -> Option<char> {
+    let digits: Option<Vec<u32>> = body.chars().map(|c| c.to_digit(10)).collect();
+    let sum: u32 = digits?
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| d * if i % 2 == 0 { 3 } else { 1 })
+        .sum();
+    char::from_digit((10 - sum % 10) % 10, 10)
+}
+
 /// Left-pads a GTIN-8/12/13/14 to 14 digits; None when it is not one.
 pub fn normalize_gtin(text: &str) -> Option<String> {
     let valid = matches!(text.len(), 8 | 12 | 13 | 14) && text.bytes().all(|b| b.is_ascii_digit());
@@ -482,6 +495,14 @@ pub fn upca_to_upce(upca: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gs1_check_digits() {
+        assert_eq!(gs1_check_digit("544900000099"), Some('6'));
+        assert_eq!(gs1_check_digit("9889876543210"), Some('6'));
+        assert_eq!(gs1_check_digit("03600029145"), Some('2'));
+        assert_eq!(gs1_check_digit("12a"), None);
+    }
 
     #[test]
     fn numbers_equal_as_json_values_are_the_same_labels() {

@@ -6,6 +6,8 @@
 use librarian_model::Sequence;
 use rxing::{BarcodeFormat, RXingResult, RXingResultMetadataType, RXingResultMetadataValue};
 
+use super::gs1;
+
 /// The group separator that stands for FNC1 inside GS1 content.
 pub const GS: char = '\u{1d}';
 
@@ -16,8 +18,9 @@ pub struct Content {
     pub sequence: Option<Sequence>,
 }
 
-/// The content of an rxing read.
-pub fn of(result: &RXingResult) -> Content {
+/// The content of an rxing read; None when what was read cannot be a symbol's content (a
+/// DataBar Expanded rendering that is no GS1 element strings).
+pub fn of(result: &RXingResult) -> Option<Content> {
     let guessed = utf8_read_as_latin1(result.getText());
     let text = guessed.as_deref().unwrap_or(result.getText());
     let format = *result.getBarcodeFormat();
@@ -28,38 +31,54 @@ pub fn of(result: &RXingResult) -> Content {
         && !already_full_ascii
         && let Some(decoded) = code39_full_ascii(text)
     {
-        return Content {
+        return Some(Content {
             text: decoded,
             gs1: false,
             sequence: None,
-        };
+        });
     }
     // Asked to keep Code 128's separators, rxing writes the first FNC1 as the identifier.
     if format == BarcodeFormat::CODE_128
         && identifier == "]C1"
         && let Some(rest) = text.strip_prefix("]C1")
     {
-        return Content {
+        return Some(Content {
             text: rest.to_owned(),
             gs1: true,
             sequence: None,
-        };
+        });
     }
     // rxing's Aztec decoder writes the first FNC1, the GS1 flag, as a group separator.
     if format == BarcodeFormat::AZTEC
         && let Some(rest) = text.strip_prefix(GS)
     {
-        return Content {
+        return Some(Content {
             text: rest.to_owned(),
             gs1: true,
             sequence: None,
-        };
+        });
     }
-    Content {
+    // DataBar is GS1 content: rxing renders Expanded with parentheses, and gives Omni's GTIN
+    // without its identifier `01` (zxing-cpp gives both as the element strings).
+    if format == BarcodeFormat::RSS_EXPANDED {
+        return Some(Content {
+            text: gs1::from_rendering(text)?,
+            gs1: true,
+            sequence: None,
+        });
+    }
+    if format == BarcodeFormat::RSS_14 && text.len() == 14 {
+        return Some(Content {
+            text: format!("01{text}"),
+            gs1: true,
+            sequence: None,
+        });
+    }
+    Some(Content {
         text: text.to_owned(),
         gs1: is_gs1_identifier(&identifier),
         sequence: sequence(result),
-    }
+    })
 }
 
 /// A QR Code's place in a structured-append sequence. rxing's two QR readers fill the same
@@ -160,6 +179,36 @@ pub fn code39_full_ascii(text: &str) -> Option<String> {
     Some(decoded)
 }
 
+/// The digits of Code 32, the Italian pharmacode, in the order of their base-32 values.
+const CODE32_DIGITS: &str = "0123456789BCDFGHJKLMNPQRSTUVWXYZ";
+
+/// The 9-digit pharmacode a Code 39 text holds, when it is Code 32: 6 characters of its
+/// alphabet, a number below 10^9 in base 32, whose last digit is the check digit of the eight
+/// before it (odd places as they are, even places doubled and their digits summed).
+pub fn code32(text: &str) -> Option<String> {
+    if text.len() != 6 {
+        return None;
+    }
+    let value = text.chars().try_fold(0u64, |value, c| {
+        let digit = CODE32_DIGITS.find(c)?;
+        Some(value * 32 + digit as u64)
+    })?;
+    let digits = format!("{value:09}");
+    let numbers: Vec<u32> = digits.chars().filter_map(|c| c.to_digit(10)).collect();
+    let sum: u32 = numbers[..8]
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i % 2 == 0 {
+                d
+            } else {
+                (2 * d) / 10 + (2 * d) % 10
+            }
+        })
+        .sum();
+    (digits.len() == 9 && sum % 10 == numbers[8]).then_some(digits)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,28 +224,32 @@ mod tests {
 
     #[test]
     fn a_gs1_aztec_code_loses_its_leading_separator_and_is_flagged() {
-        let content = of(&read("\u{1d}0108903819987659", BarcodeFormat::AZTEC, ""));
+        let content = of(&read("\u{1d}0108903819987659", BarcodeFormat::AZTEC, "")).unwrap();
         assert_eq!(
             (content.text.as_str(), content.gs1),
             ("0108903819987659", true)
         );
-        let plain = of(&read("0108903819987659", BarcodeFormat::AZTEC, "]z0"));
+        let plain = of(&read("0108903819987659", BarcodeFormat::AZTEC, "]z0")).unwrap();
         assert!(!plain.gs1);
     }
 
     #[test]
     fn a_gs1_code_128_loses_the_identifier_rxing_writes_into_its_text() {
-        let gs1 = of(&read("]C110ABC\u{1d}01089", BarcodeFormat::CODE_128, "]C1"));
+        let gs1 = of(&read("]C110ABC\u{1d}01089", BarcodeFormat::CODE_128, "]C1")).unwrap();
         assert_eq!((gs1.text.as_str(), gs1.gs1), ("10ABC\u{1d}01089", true));
         // Not GS1 (no FNC1 first): text that happens to start the same way is kept.
-        let plain = of(&read("]C1X", BarcodeFormat::CODE_128, "]C0"));
+        let plain = of(&read("]C1X", BarcodeFormat::CODE_128, "]C0")).unwrap();
         assert_eq!((plain.text.as_str(), plain.gs1), ("]C1X", false));
     }
 
     #[test]
     fn utf8_without_an_eci_is_read_as_utf8_and_latin1_stays_latin1() {
         let as_latin1: String = "Grüße 東京".bytes().map(char::from).collect();
-        let text = |t: &str| of(&read(t, BarcodeFormat::DATA_MATRIX, "]d1")).text;
+        let text = |t: &str| {
+            of(&read(t, BarcodeFormat::DATA_MATRIX, "]d1"))
+                .unwrap()
+                .text
+        };
         assert_eq!(text(&as_latin1), "Grüße 東京");
         assert_eq!(text("Grüße"), "Grüße", "Latin-1 bytes that are no UTF-8");
         assert_eq!(text("東京"), "東京", "decoded already by an ECI");
@@ -211,11 +264,17 @@ mod tests {
             (BarcodeFormat::CODE_128, "]C1"),
         ] {
             assert!(
-                of(&read("0108903819987659", format, identifier)).gs1,
+                of(&read("0108903819987659", format, identifier))
+                    .unwrap()
+                    .gs1,
                 "{identifier}"
             );
         }
-        assert!(!of(&read("0108903819987659", BarcodeFormat::DATA_MATRIX, "]d1")).gs1);
+        assert!(
+            !of(&read("0108903819987659", BarcodeFormat::DATA_MATRIX, "]d1"))
+                .unwrap()
+                .gs1
+        );
     }
 
     fn in_sequence(text: &str, first: i32, second: i32) -> RXingResult {
@@ -235,6 +294,7 @@ mod tests {
     fn both_qr_readers_conventions_of_a_sequence_are_understood() {
         let place = |first, second| {
             of(&in_sequence("part", first, second))
+                .unwrap()
                 .sequence
                 .map(|s| (s.position, s.total, s.id))
         };
@@ -244,7 +304,9 @@ mod tests {
         assert_eq!(place(0x12, 0xa7), Some((2, 3, "167".to_owned())));
         assert_eq!(place(0x51, 0xa7), None, "index 5 of 2 is no place");
         assert_eq!(
-            of(&read("part", BarcodeFormat::QR_CODE, "]Q1")).sequence,
+            of(&read("part", BarcodeFormat::QR_CODE, "]Q1"))
+                .unwrap()
+                .sequence,
             None
         );
     }
@@ -252,9 +314,9 @@ mod tests {
     #[test]
     fn full_ascii_a_reader_decoded_already_is_not_decoded_twice() {
         // zxing-cpp decodes full ASCII itself and says so with `]A4`.
-        let decoded = of(&read("A+B", BarcodeFormat::CODE_39, "]A4"));
+        let decoded = of(&read("A+B", BarcodeFormat::CODE_39, "]A4")).unwrap();
         assert_eq!(decoded.text, "A+B");
-        let raw = of(&read("A+B", BarcodeFormat::CODE_39, "]A0"));
+        let raw = of(&read("A+B", BarcodeFormat::CODE_39, "]A0")).unwrap();
         assert_eq!(raw.text, "Ab");
     }
 
@@ -268,6 +330,16 @@ mod tests {
         );
         assert_eq!(code39_full_ascii("/A/O/Z").as_deref(), Some("!/:"));
         assert_eq!(code39_full_ascii("%A%E").as_deref(), Some("\x1b\x1f"));
+    }
+
+    #[test]
+    fn code_32_is_read_as_its_pharmacode_when_its_check_digit_holds() {
+        // 012345676 (check 6) is 0CSSBD in base 32 with Code 32's digits.
+        assert_eq!(code32("0CSSBD").as_deref(), Some("012345676"));
+        assert_eq!(code32("0CSSBF"), None, "012345677: the check digit fails");
+        assert_eq!(code32("0CSSB"), None, "five characters");
+        assert_eq!(code32("0CSSBA"), None, "a vowel is no Code 32 digit");
+        assert_eq!(code32("ZZZZZZ"), None, "beyond nine digits");
     }
 
     #[test]

@@ -247,7 +247,7 @@ mod tests {
         let engine = SecondEngine::new(&[BarcodeFormat::DATA_MATRIX], true, false, false);
         let found = engine.read(&framed);
         assert_eq!(found.len(), 1);
-        let read = super::super::content::of(&found[0].result);
+        let read = super::super::content::of(&found[0].result).unwrap();
         assert_eq!((read.text.as_str(), read.gs1), (content, true));
     }
 }
