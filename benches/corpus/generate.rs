@@ -207,10 +207,14 @@ fn place_symbol(
     format: BarcodeFormat,
     across: std::ops::Range<f64>,
 ) -> Placed {
-    let (text, hints) = content(rng, format);
-    let matrix = MultiFormatWriter
-        .encode_with_hints(&text, &format, 1, 1, &hints)
-        .unwrap_or_else(|e| panic!("rxing writes {format:?} {text:?}: {e}"));
+    // Content the writer refuses (rxing's DataMatrix writer cannot fit some in a rectangle)
+    // is drawn again.
+    let (text, matrix) = loop {
+        let (text, hints) = content(rng, format);
+        if let Ok(matrix) = MultiFormatWriter.encode_with_hints(&text, &format, 1, 1, &hints) {
+            break (text, matrix);
+        }
+    };
     let one_d = matrix.getHeight() == 1;
     let (modules_x, modules_y) = (matrix.getWidth(), matrix.getHeight());
     let bars_height = if one_d {
@@ -521,7 +525,11 @@ fn content(rng: &mut StdRng, format: BarcodeFormat) -> (String, EncodeHints) {
         }
     };
     // A rectangular DataMatrix holds at most 49 codewords (and rxing's writer panics on more).
-    if format == BarcodeFormat::DATA_MATRIX && text.len() <= 30 && rng.random_bool(0.3) {
+    if format == BarcodeFormat::DATA_MATRIX
+        && text.is_ascii()
+        && text.len() <= 30
+        && rng.random_bool(0.3)
+    {
         hints.DataMatrixShape = Some(rxing::datamatrix::encoder::SymbolShapeHint::FORCE_RECTANGLE);
     }
     (text, hints)
