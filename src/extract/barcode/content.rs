@@ -6,10 +6,7 @@
 use librarian_model::Sequence;
 use rxing::{BarcodeFormat, RXingResult, RXingResultMetadataType, RXingResultMetadataValue};
 
-use super::gs1;
-
-/// The group separator that stands for FNC1 inside GS1 content.
-pub const GS: char = '\u{1d}';
+use super::gs1::{self, GS};
 
 /// The content of a read, whether it is GS1, and its place in a sequence.
 pub struct Content {

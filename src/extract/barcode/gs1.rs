@@ -7,7 +7,8 @@
 
 use librarian_model::gs1_check_digit;
 
-use super::content::GS;
+/// The group separator that stands for FNC1 inside GS1 content.
+pub const GS: char = '\u{1d}';
 
 /// Application identifiers whose data has a predefined length, by their first two digits,
 /// with the length of identifier and data together (GS1 General Specifications, 7.8.5).
