@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use rxing::{BarcodeFormat, EncodeHints, MultiFormatWriter, Writer};
 
 use crate::manifest::{self, Case, NO_CODE};
+use crate::parallel::on_two_threads;
 
 /// The formats drawn, each as often as the others, and how often a photo has no code.
 const FORMATS: [BarcodeFormat; 13] = [
@@ -48,22 +49,7 @@ pub fn set(dir: &Path, seed: u64, count: usize) -> Vec<Case> {
     std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     eprintln!("drawing {count} photos (seed {seed}) in {}", dir.display());
     let indexes: Vec<usize> = (0..count).collect();
-    let made: Vec<Case> = std::thread::scope(|scope| {
-        let workers: Vec<_> = indexes
-            .chunks(count.div_ceil(2).max(1))
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&i| photo(seed, i, dir))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("photo worker"))
-            .collect::<Vec<Case>>()
-    });
+    let made = on_two_threads(&indexes, |&i| photo(seed, i, dir));
     manifest::write(dir, &made);
     made
 }

@@ -17,6 +17,7 @@ mod support;
 
 mod generate;
 mod manifest;
+mod parallel;
 mod phone;
 mod reference;
 mod report;
@@ -151,22 +152,8 @@ fn run(args: &Args, title: &str, slug: &str, cases: &[Case]) {
     };
     // Two photos at a time (the machine's cores), each timed on its own thread.
     let indexes: Vec<usize> = (0..cases.len()).collect();
-    let ours: Vec<Read> = std::thread::scope(|scope| {
-        let workers: Vec<_> = indexes
-            .chunks(cases.len().div_ceil(2).max(1))
-            .map(|part| {
-                let (extractor, known) = (&extractor, &known);
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|&i| known(i).unwrap_or_else(|| librarian(extractor, &cases[i])))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("reader thread"))
-            .collect()
+    let ours = parallel::on_two_threads(&indexes, |&i| {
+        known(i).unwrap_or_else(|| librarian(&extractor, &cases[i]))
     });
     if let Some(dir) = &args.save {
         save(&dir.join(format!("{slug}.jsonl")), &ours);

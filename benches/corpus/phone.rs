@@ -9,6 +9,7 @@ use image::imageops::FilterType;
 use image::{Rgb, RgbImage};
 
 use crate::manifest::{self, Case};
+use crate::parallel::on_two_threads;
 
 const WIDTH: u32 = 4000;
 const HEIGHT: u32 = 3000;
@@ -42,22 +43,7 @@ pub fn photos(cases: &[Case], dir: &Path, every: usize) -> Vec<Case> {
         chosen.len(),
         dir.display()
     );
-    let made: Vec<Case> = std::thread::scope(|scope| {
-        let halves = chosen.chunks(chosen.len().div_ceil(2).max(1));
-        let workers: Vec<_> = halves
-            .map(|half| {
-                scope.spawn(move || {
-                    half.iter()
-                        .map(|(i, c)| photo(*i, c, dir))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| w.join().expect("photo worker"))
-            .collect()
-    });
+    let made = on_two_threads(&chosen, |(i, c)| photo(*i, c, dir));
     manifest::write(dir, &made);
     made
 }

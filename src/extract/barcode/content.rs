@@ -15,6 +15,17 @@ pub struct Content {
     pub sequence: Option<Sequence>,
 }
 
+impl Content {
+    /// GS1 element strings, which no reader here places in a sequence.
+    fn gs1(text: String) -> Self {
+        Self {
+            text,
+            gs1: true,
+            sequence: None,
+        }
+    }
+}
+
 /// The content of an rxing read; None when what was read cannot be a symbol's content (a
 /// DataBar Expanded rendering that is no GS1 element strings).
 pub fn of(result: &RXingResult) -> Option<Content> {
@@ -39,37 +50,21 @@ pub fn of(result: &RXingResult) -> Option<Content> {
         && identifier == "]C1"
         && let Some(rest) = text.strip_prefix("]C1")
     {
-        return Some(Content {
-            text: rest.to_owned(),
-            gs1: true,
-            sequence: None,
-        });
+        return Some(Content::gs1(rest.to_owned()));
     }
     // rxing's Aztec decoder writes the first FNC1, the GS1 flag, as a group separator.
     if format == BarcodeFormat::AZTEC
         && let Some(rest) = text.strip_prefix(GS)
     {
-        return Some(Content {
-            text: rest.to_owned(),
-            gs1: true,
-            sequence: None,
-        });
+        return Some(Content::gs1(rest.to_owned()));
     }
     // DataBar is GS1 content: rxing renders Expanded with parentheses, and gives Omni's GTIN
     // without its identifier `01` (zxing-cpp gives both as the element strings).
     if format == BarcodeFormat::RSS_EXPANDED {
-        return Some(Content {
-            text: gs1::from_rendering(text)?,
-            gs1: true,
-            sequence: None,
-        });
+        return Some(Content::gs1(gs1::from_rendering(text)?));
     }
     if format == BarcodeFormat::RSS_14 && text.len() == 14 {
-        return Some(Content {
-            text: format!("01{text}"),
-            gs1: true,
-            sequence: None,
-        });
+        return Some(Content::gs1(format!("01{text}")));
     }
     Some(Content {
         text: text.to_owned(),

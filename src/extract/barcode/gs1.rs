@@ -92,9 +92,8 @@ mod tests {
         );
         assert_eq!(
             from_rendering("(01)98898765432106(10)AB12(21)X9").as_deref(),
-            Some("0198898765432106" /* fixed */)
-                .map(|gtin| format!("{gtin}10AB12\u{1d}21X9"))
-                .as_deref()
+            // The GTIN has a predefined length, the batch (10) does not.
+            Some(concat!("0198898765432106", "10AB12\u{1d}", "21X9"))
         );
     }
 
