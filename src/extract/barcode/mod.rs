@@ -17,6 +17,7 @@ use rxing::{
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+mod aztec;
 mod confirm;
 mod content;
 mod copies;
@@ -222,8 +223,9 @@ impl BarcodeExtractor {
                 return found;
             }
         }
-        if !thorough {
-            return Vec::new();
+        let found = self.read_aztec_anywhere(image, scale);
+        if !found.is_empty() || !thorough {
+            return found;
         }
         let smoothed = imageops::blur(image, SMOOTHING_SIGMA);
         let (hybrid, harder) = (Binarizer::Hybrid, self.try_harder);
@@ -308,6 +310,54 @@ impl BarcodeExtractor {
             codes.push(code);
         }
         codes
+    }
+
+    /// Aztec symbols away from the image's centre, where rxing's own search does not reach:
+    /// an upright copy of the photo around each bullseye found, read for Aztec only.
+    fn read_aztec_anywhere(&self, image: &GrayImage, scale: f32) -> Vec<Barcode> {
+        let wanted = self.hints.PossibleFormats.as_ref();
+        if !wanted.is_some_and(|formats| formats.contains(&BarcodeFormat::AZTEC)) {
+            return Vec::new();
+        }
+        let hints = DecodeHints {
+            PossibleFormats: Some(HashSet::from([BarcodeFormat::AZTEC])),
+            ..self.hints.clone()
+        };
+        let (width, height) = image.dimensions();
+        // The bullseye search and the ring tracing are rxing's code too: a panic costs the
+        // Aztec search, not the read.
+        let found = catch_unwind(AssertUnwindSafe(|| {
+            let Ok(source) = Luma8Source::new_with_slice(image.as_raw(), width, height) else {
+                return Vec::new();
+            };
+            let bitmap = BinaryBitmap::new(HybridBinarizer::new(source));
+            let matrix = bitmap.get_black_matrix();
+            for bullseye in aztec::bullseyes(matrix) {
+                let Some(upright) = aztec::Upright::of(image, matrix, &bullseye) else {
+                    continue;
+                };
+                let results = self.read_binarized(&upright.image, Binarizer::Hybrid, &hints, false);
+                let mut codes: Vec<Barcode> = results
+                    .iter()
+                    .filter_map(|result| to_barcode(result, 1.0))
+                    .collect();
+                for point in codes.iter_mut().flat_map(|code| code.points.iter_mut()) {
+                    *point = upright.to_photo(*point).map(|v| v * scale);
+                }
+                if !codes.is_empty() {
+                    return codes;
+                }
+            }
+            Vec::new()
+        }));
+        found.unwrap_or_else(|_| {
+            tracing::warn!(
+                width,
+                height,
+                "rxing panicked; no Aztec symbol read from this image"
+            );
+            Vec::new()
+        })
     }
 
     fn read_binarized(
