@@ -35,6 +35,10 @@ const FITTED_RING_HALF_MODULES: f32 = 3.0;
 /// look like one.
 const MAX_CANDIDATES: usize = 4;
 
+/// Places a row scan keeps track of: a page tiled with small look-alikes would otherwise make
+/// every new crossing search an ever longer list.
+const MAX_TRACKED: usize = 256;
+
 /// Smallest pattern, in pixels, that can be a bullseye (a module a pixel wide).
 const MIN_PATTERN_WIDTH: u32 = PATTERN_RUNS as u32;
 
@@ -68,14 +72,16 @@ pub fn bullseyes(matrix: &BitMatrix) -> Vec<Bullseye> {
                 continue;
             }
             let module = (module + vertical_module) / 2.0;
+            let tracked = found.len();
             match found.iter_mut().find(|b| b.near(x, centre_y)) {
                 Some(known) => known.hits += 1,
-                None => found.push(Bullseye {
+                None if tracked < MAX_TRACKED => found.push(Bullseye {
                     x,
                     y: centre_y,
                     module,
                     hits: 1,
                 }),
+                None => {}
             }
         }
     }
@@ -91,11 +97,11 @@ impl Bullseye {
 }
 
 /// A symbol made upright: the photo around the bullseye resampled so that the bullseye sits
-/// at the centre, square to the axes, four pixels to the module; and the transform that takes
-/// the copy's points back into the photo.
+/// at the centre, square to the axes, eight pixels to the module; and the transform that
+/// takes the copy's points back into the photo.
 pub struct Upright {
     pub image: GrayImage,
-    pub to_photo: PerspectiveTransform,
+    to_photo: PerspectiveTransform,
 }
 
 impl Upright {
@@ -105,8 +111,8 @@ impl Upright {
     pub fn of(photo: &GrayImage, matrix: &BitMatrix, bullseye: &Bullseye) -> Option<Self> {
         let range = (bullseye.module * PATTERN_RUNS as f32).ceil() as i32;
         let seed = Point::new(bullseye.x, bullseye.y);
-        // The centre found along a row and a column, checked along both diagonals and moved
-        // to the middle of the centre module (zxing-cpp's concentric pattern locator).
+        // The centre found along a row and a column, moved to the middle of the centre module
+        // by zxing-cpp's concentric pattern locator where its checks (both diagonals too) pass.
         let centre = LocateConcentricPattern::<true, PATTERN_RUNS, PATTERN_RUNS>(
             matrix,
             &[1; PATTERN_RUNS],
